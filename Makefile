@@ -1,0 +1,49 @@
+# Qingshou — two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test check lint types bench install clean schemas unit e2e
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create the venv and install the project with its dev tools
+
+run: $(STAMP)  ## start the broker and the four services on SQLite (Ctrl-C stops all)
+	$(PY) -m shared.devrun
+
+test: $(STAMP)  ## the whole suite: unit, service, API, end-to-end (SQLite and PostgreSQL)
+	$(PY) -m pytest
+
+unit: $(STAMP)
+	$(PY) -m pytest -m "not e2e"
+
+e2e: $(STAMP)
+	$(PY) -m pytest -m e2e
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+types: $(STAMP)
+	$(VENV)/bin/mypy shared services tests bench
+
+check: lint types test  ## lint + types + tests
+
+bench: $(STAMP)  ## benchmarks (not part of `make test`)
+	$(PY) bench/pipeline.py
+
+schemas: $(STAMP)  ## regenerate the published JSON Schemas of the events
+	$(PY) -m shared.contracts.schemas --write
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,41 @@
+"""Compliance HTTP routes: read and verify the evidence chain."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from services.compliance import service
+from services.compliance.schemas import AuditEntries, ChainVerification
+from services.compliance.settings import ComplianceSettings
+from shared.runtime import runtime_of, unit_of_work
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+@router.get("/entries", response_model=AuditEntries, summary="Evidence entries, oldest first")
+async def list_entries(
+    request: Request,
+    case_id: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="The case (partition key).")
+    ] = None,
+    after_seq: Annotated[int, Query(ge=0, description="Return entries after this seq.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditEntries:
+    async with unit_of_work(request) as session:
+        return await service.list_entries(
+            session, case_key=case_id, after_seq=after_seq, limit=limit
+        )
+
+
+@router.get(
+    "/verify",
+    response_model=ChainVerification,
+    summary="Recompute the hash chain and report the first broken link",
+)
+async def verify(request: Request) -> ChainVerification:
+    settings = runtime_of(request).settings
+    chunk = settings.verify_chunk_size if isinstance(settings, ComplianceSettings) else 5000
+    async with unit_of_work(request) as session:
+        return await service.verify_chain(session, chunk_size=chunk)

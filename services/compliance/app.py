@@ -1,0 +1,23 @@
+"""Compliance service: the tamper-evident evidence log of everything that happened."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.compliance.api import router
+from services.compliance.handlers import HANDLERS, TOPICS
+from services.compliance.settings import ComplianceSettings
+from shared.runtime import build_service_app
+
+
+def create_app(settings: ComplianceSettings | None = None) -> FastAPI:
+    """The compliance API with its consumer of every topic."""
+    return build_service_app(
+        name="compliance",
+        title="Qingshou compliance",
+        description="Append-only, hash-chained evidence log of every event; chain verification.",
+        settings=settings or ComplianceSettings(),
+        router=router,
+        topics=TOPICS,
+        handlers=HANDLERS,
+    )

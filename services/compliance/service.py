@@ -1,0 +1,129 @@
+"""Compliance use cases: append to the evidence chain, read it, verify it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.compliance import domain
+from services.compliance.models import AuditEntry, ChainHead
+from services.compliance.schemas import AuditEntries, AuditEntryOut, ChainVerification
+from shared.contracts import Envelope
+
+HEAD_ID = 1
+
+
+async def append_event(
+    session: AsyncSession, *, topic: str, envelope: Envelope, now: datetime
+) -> AuditEntry | None:
+    """Append one event to the chain; an event id already recorded is skipped (dedupe)."""
+    duplicate = await session.scalar(
+        sa.select(AuditEntry.seq).where(AuditEntry.event_id == str(envelope.event_id))
+    )
+    if duplicate is not None:
+        return None
+    head = await session.get(ChainHead, HEAD_ID, with_for_update=True)
+    if head is None:
+        head = ChainHead(id=HEAD_ID, seq=0, entry_hash=domain.GENESIS_HASH)
+        session.add(head)
+    seq = head.seq + 1
+    recorded_at = now.isoformat()
+    body = domain.canonical_entry(
+        seq=seq, topic=topic, recorded_at=recorded_at, envelope=envelope.model_dump(mode="json")
+    )
+    entry = AuditEntry(
+        seq=seq,
+        event_id=str(envelope.event_id),
+        topic=topic,
+        event_type=envelope.type,
+        case_key=envelope.key,
+        occurred_at=envelope.occurred_at,
+        recorded_at=now,
+        body=body,
+        prev_hash=head.entry_hash,
+        entry_hash=domain.chain_hash(prev_hash=head.entry_hash, entry=body),
+    )
+    session.add(entry)
+    head.seq = seq
+    head.entry_hash = entry.entry_hash
+    await session.flush()
+    return entry
+
+
+def _entry_out(entry: AuditEntry) -> AuditEntryOut:
+    body = json.loads(entry.body)
+    return AuditEntryOut(
+        seq=entry.seq,
+        event_id=entry.event_id,
+        topic=entry.topic,
+        event_type=entry.event_type,
+        case_key=entry.case_key,
+        occurred_at=entry.occurred_at,
+        recorded_at=entry.recorded_at,
+        envelope=body["envelope"],
+        prev_hash=entry.prev_hash,
+        entry_hash=entry.entry_hash,
+    )
+
+
+async def list_entries(
+    session: AsyncSession, *, case_key: str | None, after_seq: int, limit: int
+) -> AuditEntries:
+    """Entries in sequence order, optionally for one case, keyset-paginated by seq."""
+    query = sa.select(AuditEntry).where(AuditEntry.seq > after_seq)
+    if case_key is not None:
+        query = query.where(AuditEntry.case_key == case_key)
+    rows = (await session.scalars(query.order_by(AuditEntry.seq).limit(limit + 1))).all()
+    page = rows[:limit]
+    return AuditEntries(
+        entries=[_entry_out(r) for r in page],
+        next_after_seq=page[-1].seq if len(rows) > limit else None,
+    )
+
+
+async def verify_chain(session: AsyncSession, *, chunk_size: int) -> ChainVerification:
+    """Recompute every hash from the first entry and compare with the stored head."""
+    verifier = domain.ChainVerifier()
+    columns = (
+        AuditEntry.seq,
+        AuditEntry.event_id,
+        AuditEntry.topic,
+        AuditEntry.event_type,
+        AuditEntry.body,
+        AuditEntry.prev_hash,
+        AuditEntry.entry_hash,
+    )
+    after = 0
+    while True:
+        rows = (
+            await session.execute(
+                sa.select(*columns)
+                .where(AuditEntry.seq > after)
+                .order_by(AuditEntry.seq)
+                .limit(chunk_size)
+            )
+        ).all()
+        if not rows:
+            break
+        entries = [domain.StoredEntry(*row) for row in rows]
+        if not verifier.feed(entries):
+            break
+        after = entries[-1].seq
+    head = await session.get(ChainHead, HEAD_ID)
+    head_seq = head.seq if head else 0
+    head_hash = head.entry_hash if head else domain.GENESIS_HASH
+    if verifier.ok and (head_seq != verifier.checked or head_hash != verifier.prev_hash):
+        # Entries removed from the end leave a chain that is consistent but shorter than the head.
+        verifier.broken_seq = verifier.checked + 1
+        verifier.problem = f"chain ends at {verifier.checked} but the head says {head_seq}"
+    return ChainVerification(
+        ok=verifier.ok,
+        entries_checked=verifier.checked,
+        head_seq=head_seq,
+        head_hash=head_hash,
+        first_broken_seq=verifier.broken_seq,
+        problem=verifier.problem,
+    )

@@ -1,0 +1,26 @@
+"""Contact service: the one lawful gateway to dialers and message gateways."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.contact.api import router
+from services.contact.handlers import HANDLERS, TOPICS
+from services.contact.settings import ContactSettings
+from shared.runtime import build_service_app
+
+
+def create_app(settings: ContactSettings | None = None) -> FastAPI:
+    """The contact API with its consumer of case and score events and its outbox relay."""
+    return build_service_app(
+        name="contact",
+        title="Qingshou contact",
+        description=(
+            "Plans contact attempts only inside lawful windows (22:00-08:00 local is never "
+            "planned). Publishes `contact.events` for dialers."
+        ),
+        settings=settings or ContactSettings(),
+        router=router,
+        topics=TOPICS,
+        handlers=HANDLERS,
+    )

@@ -1,0 +1,16 @@
+"""Scoring service settings (env prefix SCORING_)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class ScoringSettings(ServiceSettings):
+    """Defaults: SQLite under ./var, HTTP on 8002."""
+
+    model_config = SettingsConfigDict(env_prefix="SCORING_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///var/scoring.db"
+    port: int = 8002

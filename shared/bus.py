@@ -1,0 +1,360 @@
+"""Kafka consumer runner: inbox dedupe, commit after the DB transaction, retries, dead letters.
+
+Each polled batch of a partition is handled in one database transaction (throughput), each
+message inside its own SAVEPOINT (isolation): a message that keeps failing is rolled back alone
+and dead-lettered, through the outbox, to `<topic>.dlq` with the error in its headers. The
+offset is committed only after that transaction commits, so a crash replays the batch and the
+inbox turns the replay into a no-op. Infrastructure failures (database or broker down) are not
+the message's fault: the batch is retried from its first offset, without counting towards DLQ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.contracts import Envelope, EventPayload, UnknownEventError, parse_payload, utc_now
+from shared.contracts.topics import dlq_for
+from shared.logging import correlation_scope
+from shared.messaging import inbox
+from shared.outbox import enqueue_raw
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Received:
+    """A decoded message as a handler sees it."""
+
+    envelope: Envelope
+    payload: EventPayload | None  # None for ANY_EVENT handlers (no contract is enforced)
+    topic: str
+    partition: int
+    offset: int
+
+
+Handler = Callable[[AsyncSession, Received], Awaitable[None]]
+
+#: Key of a handler that receives every event type, contract or not (the audit log).
+ANY_EVENT = "*"
+
+# Infrastructure trouble: retry the whole batch later, never blame (dead-letter) the message.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+class PermanentMessageError(Exception):
+    """A message that can never succeed (undecodable, unknown contract): dead-letter at once."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one message came to, for tests and metrics."""
+
+    message_id: str
+    outcome: str  # processed | duplicate | dead_lettered | ignored
+
+
+def message_id_of(record: ConsumerRecord[bytes, bytes]) -> tuple[str, Envelope | None]:
+    """The dedupe id: the envelope's event id, or the record's coordinates if undecodable."""
+    try:
+        envelope = Envelope.from_bytes(record.value or b"")
+    except (ValidationError, ValueError):
+        return f"raw:{record.topic}:{record.partition}:{record.offset}", None
+    return str(envelope.event_id), envelope
+
+
+class MessageProcessor:
+    """Applies handlers to records inside a caller-owned transaction (no Kafka I/O here)."""
+
+    def __init__(
+        self,
+        *,
+        consumer_name: str,
+        handlers: Mapping[str, Handler],
+        max_retries: int,
+        retry_backoff_ms: int,
+    ) -> None:
+        self.consumer_name = consumer_name
+        self.handlers = dict(handlers)
+        self.max_retries = max_retries
+        self.retry_backoff_ms = retry_backoff_ms
+
+    async def process(
+        self, session: AsyncSession, record: ConsumerRecord[bytes, bytes]
+    ) -> Delivery:
+        """Handle one record once; the caller commits `session` afterwards."""
+        message_id, envelope = message_id_of(record)
+        seen = await session.scalar(
+            sa.select(inbox.c.outcome).where(
+                inbox.c.consumer == self.consumer_name, inbox.c.message_id == message_id
+            )
+        )
+        if seen is not None:
+            return Delivery(message_id, "duplicate")
+        if envelope is None:
+            return await self._dead_letter(
+                session, record, message_id, PermanentMessageError("undecodable envelope"), 0
+            )
+        handler = self.handlers.get(envelope.type)
+        typed = handler is not None
+        handler = handler or self.handlers.get(ANY_EVENT)
+        if handler is None:
+            # Other consumers care about this type; recording it keeps replays cheap.
+            await self._remember(session, record, message_id, "ignored", None)
+            return Delivery(message_id, "ignored")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with session.begin_nested():
+                    with correlation_scope(envelope.correlation_id):
+                        payload: EventPayload | None = None
+                        if typed:
+                            try:
+                                payload = parse_payload(envelope)
+                            except (ValidationError, UnknownEventError) as exc:
+                                raise PermanentMessageError(str(exc)) from exc
+                        await handler(
+                            session,
+                            Received(
+                                envelope=envelope,
+                                payload=payload,
+                                topic=record.topic,
+                                partition=record.partition,
+                                offset=record.offset,
+                            ),
+                        )
+                    await self._remember(session, record, message_id, "processed", None)
+                return Delivery(message_id, "processed")
+            except TRANSIENT_ERRORS:
+                raise
+            except PermanentMessageError as exc:
+                return await self._dead_letter(session, record, message_id, exc, attempt)
+            except Exception as exc:
+                if attempt > self.max_retries:
+                    return await self._dead_letter(session, record, message_id, exc, attempt)
+                log.warning(
+                    "handler %s failed on %s (attempt %d): %s",
+                    self.consumer_name,
+                    message_id,
+                    attempt,
+                    exc,
+                )
+                await asyncio.sleep(self.retry_backoff_ms / 1000 * 2 ** (attempt - 1))
+
+    async def _remember(
+        self,
+        session: AsyncSession,
+        record: ConsumerRecord[bytes, bytes],
+        message_id: str,
+        outcome: str,
+        error: str | None,
+    ) -> None:
+        await session.execute(
+            sa.insert(inbox).values(
+                consumer=self.consumer_name,
+                message_id=message_id,
+                topic=record.topic,
+                kafka_partition=record.partition,
+                kafka_offset=record.offset,
+                outcome=outcome,
+                error=error,
+                processed_at=utc_now(),
+            )
+        )
+
+    async def _dead_letter(
+        self,
+        session: AsyncSession,
+        record: ConsumerRecord[bytes, bytes],
+        message_id: str,
+        error: BaseException,
+        attempts: int,
+    ) -> Delivery:
+        detail = f"{type(error).__name__}: {error}"
+        log.error(
+            "dead-lettering %s from %s[%d]@%d after %d attempt(s): %s",
+            message_id,
+            record.topic,
+            record.partition,
+            record.offset,
+            attempts,
+            detail,
+        )
+        trace = "".join(traceback.format_exception(error))[-2000:]
+        await enqueue_raw(
+            session,
+            topic=dlq_for(record.topic),
+            event_id=str(uuid.uuid4()),
+            key=record.key.decode(errors="replace") if record.key is not None else None,
+            event_type="dead_letter",
+            value=record.value or b"",
+            headers={
+                "dlq_error": detail[:1000],
+                "dlq_trace": trace,
+                "dlq_consumer": self.consumer_name,
+                "dlq_attempts": str(attempts),
+                "dlq_original_topic": record.topic,
+                "dlq_original_partition": str(record.partition),
+                "dlq_original_offset": str(record.offset),
+                "dlq_message_id": message_id,
+            },
+        )
+        await self._remember(session, record, message_id, "dead_lettered", detail[:2000])
+        return Delivery(message_id, "dead_lettered")
+
+
+class EventConsumer:
+    """A consumer-group member that feeds a `MessageProcessor`, committing after each batch."""
+
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        handlers: Mapping[str, Handler],
+        sessions: async_sessionmaker[AsyncSession],
+        settings: ServiceSettings,
+        on_processed: Callable[[Sequence[Delivery]], None] | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = list(topics)
+        self._sessions = sessions
+        self._settings = settings
+        self._processor = MessageProcessor(
+            consumer_name=group_id,
+            handlers=handlers,
+            max_retries=settings.consumer_max_retries,
+            retry_backoff_ms=settings.consumer_retry_backoff_ms,
+        )
+        self._on_processed = on_processed
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = False
+        self.processed_total = 0
+
+    @property
+    def assigned(self) -> bool:
+        """True once the group has given this member partitions (readiness)."""
+        return self._consumer is not None and bool(self._consumer.assignment())
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, commit, and leave the group."""
+        self._stopping = True
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        s = self._settings
+        return AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=s.kafka_bootstrap_servers,
+            group_id=self.group_id,
+            client_id=f"{self.group_id}-{os.getpid()}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=s.kafka_session_timeout_ms,
+            heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
+            fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
+            request_timeout_ms=max(s.kafka_request_timeout_ms, s.kafka_session_timeout_ms + 1000),
+            max_poll_records=s.consumer_batch_max,
+        )
+
+    async def run(self) -> None:
+        """Consume until `stop()`; a broken client is replaced, never left silent."""
+        backoff = 0.2
+        while not self._stopping:
+            consumer = self._new_consumer()
+            try:
+                await consumer.start()
+                self._consumer = consumer
+                await self._consume(consumer)
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer %s: %s; rejoining in %.1fs", self.group_id, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                self._consumer = None
+                try:
+                    await consumer.stop()
+                except Exception as exc:
+                    log.debug("closing consumer: %s", exc)
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        loop = asyncio.get_running_loop()
+        last_progress = loop.time()
+        while not self._stopping:
+            batches: dict[
+                TopicPartition, list[ConsumerRecord[bytes, bytes]]
+            ] = await consumer.getmany(
+                timeout_ms=200, max_records=self._settings.consumer_batch_max
+            )
+            if batches:
+                last_progress = loop.time()
+            for tp, records in batches.items():
+                await self._handle_batch(consumer, tp, records)
+            if loop.time() - last_progress > self._settings.consumer_stall_seconds:
+                await self._check_stalled(consumer)
+                last_progress = loop.time()
+
+    async def _handle_batch(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
+    ) -> None:
+        deliveries: list[Delivery] = []
+        try:
+            async with self._sessions() as session, session.begin():
+                for record in records:
+                    deliveries.append(await self._processor.process(session, record))
+        except TRANSIENT_ERRORS as exc:
+            # Nothing of the batch committed: read it again from its first offset.
+            log.warning("consumer %s: transient failure, retrying batch: %s", self.group_id, exc)
+            consumer.seek(tp, records[0].offset)
+            await asyncio.sleep(1.0)
+            return
+        await consumer.commit({tp: records[-1].offset + 1})
+        self.processed_total += sum(d.outcome == "processed" for d in deliveries)
+        if self._on_processed is not None:
+            self._on_processed(deliveries)
+
+    async def _check_stalled(self, consumer: AIOKafkaConsumer) -> None:
+        """A member that lags but gets nothing, or sits past the log's end, is rebuilt."""
+        assignment = list(consumer.assignment())
+        if not assignment:
+            raise RuntimeError("no partitions assigned for a while")
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(assignment)
+        for tp in assignment:
+            position = await consumer.position(tp)
+            if position > ends.get(tp, position):
+                raise RuntimeError(f"{tp} position {position} is past the log end {ends[tp]}")
+            if position < ends.get(tp, position):
+                raise RuntimeError(f"{tp} lags ({position} < {ends[tp]}) but nothing arrives")
+
+
+def describe(deliveries: Sequence[Delivery]) -> dict[str, Any]:
+    """Counts per outcome, for logs."""
+    counts: dict[str, Any] = {}
+    for d in deliveries:
+        counts[d.outcome] = counts.get(d.outcome, 0) + 1
+    return counts

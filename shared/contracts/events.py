@@ -1,0 +1,158 @@
+"""Event payload contracts, versioned. Consumers accept every version listed in the registry."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.contracts.envelope import Envelope
+
+Money = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=18, decimal_places=2, description="Amount as a decimal string."),
+    AfterValidator(lambda amount: amount.quantize(Decimal("0.01"))),
+]
+
+
+def _check_time_zone(name: str) -> str:
+    if name != name.strip() or name.startswith("/") or ".." in name:
+        raise ValueError(f"{name!r} is not an IANA time zone name")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {name!r}") from None
+    return name
+
+
+TimeZoneName = Annotated[
+    str,
+    Field(min_length=1, max_length=64, examples=["Asia/Shanghai"], description="IANA time zone."),
+    AfterValidator(_check_time_zone),
+]
+
+
+class EventPayload(BaseModel):
+    """Base of every payload: frozen, strict about unknown fields, tagged with type and version."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_type: ClassVar[str]
+    event_version: ClassVar[int]
+
+
+class RiskTier(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class CaseOpened(EventPayload):
+    """A delinquent account became a collection case (one open case per account)."""
+
+    event_type: ClassVar[str] = "case.opened"
+    event_version: ClassVar[int] = 1
+
+    case_id: uuid.UUID
+    account_id: str = Field(min_length=1, max_length=64)
+    debtor_id: uuid.UUID
+    debtor_time_zone: TimeZoneName
+    product: str = Field(min_length=1, max_length=64)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    principal: Money
+    interest: Money
+    fees: Money
+    amount_outstanding: Money
+    due_date: date
+    days_past_due: int = Field(ge=0)
+    industry_risk: float = Field(ge=0, le=100)
+    opened_at: AwareDatetime
+
+
+class CaseScored(EventPayload):
+    """Scoring's verdict on a case: priority, risk tier and the model that produced them."""
+
+    event_type: ClassVar[str] = "case.scored"
+    event_version: ClassVar[int] = 1
+
+    case_id: uuid.UUID
+    score_id: uuid.UUID
+    model_id: str = Field(min_length=1, max_length=64)
+    model_version: str = Field(min_length=1, max_length=32)
+    priority: float
+    risk_tier: RiskTier
+    days_past_due: int = Field(ge=0)
+    amount_outstanding: Money
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    reason_codes: list[str] = Field(default_factory=list, max_length=10)
+    scored_at: AwareDatetime
+
+
+class ContactPlanned(EventPayload):
+    """A contact attempt a dialer or gateway may carry out at `planned_at` (never earlier)."""
+
+    event_type: ClassVar[str] = "contact.planned"
+    event_version: ClassVar[int] = 1
+
+    attempt_id: uuid.UUID
+    case_id: uuid.UUID
+    debtor_id: uuid.UUID
+    channel: str = Field(examples=["sms", "call", "letter"])
+    template: str
+    stage: str
+    planned_at: AwareDatetime = Field(description="UTC instant of the slot.")
+    local_planned_at: str = Field(
+        description="The slot in the debtor's zone, ISO 8601 with offset."
+    )
+    time_zone: TimeZoneName
+    window_rule_id: str = Field(examples=["CN-HOURS"])
+    priority: float
+
+
+PAYLOADS: tuple[type[EventPayload], ...] = (CaseOpened, CaseScored, ContactPlanned)
+
+REGISTRY: dict[tuple[str, int], type[EventPayload]] = {
+    (p.event_type, p.event_version): p for p in PAYLOADS
+}
+
+
+class UnknownEventError(ValueError):
+    """The (type, version) pair has no contract in this build."""
+
+
+def payload_model(event_type: str, version: int) -> type[EventPayload]:
+    """The payload class for a type and version; raises UnknownEventError otherwise."""
+    try:
+        return REGISTRY[(event_type, version)]
+    except KeyError:
+        raise UnknownEventError(f"no contract for {event_type!r} version {version}") from None
+
+
+def parse_payload(envelope: Envelope) -> EventPayload:
+    """Validate an envelope's payload against its contract."""
+    return payload_model(envelope.type, envelope.version).model_validate(envelope.payload)
+
+
+def build_envelope(
+    payload: EventPayload,
+    *,
+    key: str,
+    producer: str,
+    correlation_id: str,
+    causation_id: str | None = None,
+) -> Envelope:
+    """Wrap a payload in an envelope with a fresh event id."""
+    body: dict[str, Any] = payload.model_dump(mode="json")
+    return Envelope(
+        type=payload.event_type,
+        version=payload.event_version,
+        producer=producer,
+        key=key,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        payload=body,
+    )

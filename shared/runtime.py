@@ -1,0 +1,188 @@
+"""What every service process does the same way: lifespan, bus tasks, readiness, CLI.
+
+A service supplies its name, settings, API router, consumed topics and handlers; this module
+wires them into a FastAPI app whose lifespan starts the outbox relay and the consumer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import sqlalchemy as sa
+from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.bus import EventConsumer, Handler
+from shared.db import create_engine, session_factory
+from shared.http import (
+    BodyLimitMiddleware,
+    CorrelationMiddleware,
+    add_health_routes,
+    install_problem_handlers,
+)
+from shared.logging import configure_logging
+from shared.migrate import upgrade
+from shared.outbox import OutboxRelay
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+@dataclass
+class ServiceRuntime:
+    """The live resources of one service process."""
+
+    name: str
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    consumer: EventConsumer | None = None
+    relay: OutboxRelay | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Start the relay and consumer tasks (unless the bus is disabled)."""
+        if not self.settings.enable_bus:
+            return
+        self.relay = OutboxRelay(name=self.name, sessions=self.sessions, settings=self.settings)
+        self.tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+        if self.consumer is not None:
+            self.tasks.append(
+                asyncio.create_task(self.consumer.run(), name=f"{self.name}-consumer")
+            )
+
+    async def stop(self) -> None:
+        """Let the tasks finish what they hold, then close the database."""
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.tasks:
+            _done, pending = await asyncio.wait(self.tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.engine.dispose()
+
+    async def readiness(self) -> dict[str, bool]:
+        """Database reachable, and the consumer holds partitions (if the service consumes)."""
+        checks: dict[str, bool] = {}
+        try:
+            async with self.sessions() as session:
+                await session.execute(sa.text("SELECT 1"))
+            checks["database"] = True
+        except Exception:
+            checks["database"] = False
+        if self.settings.enable_bus and self.consumer is not None:
+            checks["consumer_assigned"] = self.consumer.assigned
+        return checks
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    """The runtime behind a request."""
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+@asynccontextmanager
+async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: commits on success, rolls back on any exception."""
+    async with runtime_of(request).sessions() as session, session.begin():
+        yield session
+
+
+def build_service_app(
+    *,
+    name: str,
+    title: str,
+    description: str,
+    settings: ServiceSettings,
+    router: APIRouter,
+    topics: Sequence[str] = (),
+    handlers: Mapping[str, Handler] | None = None,
+    version: str = "0.1.0",
+) -> FastAPI:
+    """A FastAPI app for one service, with its bus tasks in the lifespan."""
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    runtime = ServiceRuntime(name=name, settings=settings, engine=engine, sessions=sessions)
+    if topics and handlers:
+        runtime.consumer = EventConsumer(
+            group_id=name, topics=topics, handlers=handlers, sessions=sessions, settings=settings
+        )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CorrelationMiddleware)
+    app.include_router(router)
+    add_health_routes(app, readiness=runtime.readiness)
+    return app
+
+
+def service_main(
+    *,
+    name: str,
+    settings_factory: Callable[[], SettingsT],
+    app_factory: Callable[[SettingsT], FastAPI],
+    migrations_dir: Path,
+    argv: Sequence[str] | None = None,
+) -> int:
+    """`python -m services.<name> migrate|serve|openapi`."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="upgrade the service database to the latest revision")
+    serve = sub.add_parser("serve", help="run the HTTP API, outbox relay and consumer")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    sub.add_parser("openapi", help="print the OpenAPI document")
+    args = parser.parse_args(argv)
+    settings = settings_factory()
+    configure_logging(service=name, level=settings.log_level, json_lines=settings.log_json)
+    if args.command == "migrate":
+        upgrade(migrations_dir=migrations_dir, url=settings.database_url)
+        log.info("database migrated", extra={"database": _safe_url(settings.database_url)})
+        return 0
+    if args.command == "openapi":
+        import json
+
+        print(json.dumps(app_factory(settings).openapi(), indent=2))
+        return 0
+    import uvicorn
+
+    uvicorn.run(
+        app_factory(settings),
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use python -m services.<name>")
