@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts import Envelope, EventPayload, UnknownEventError, parse_payload, utc_now
 from shared.contracts.topics import dlq_for
+from shared.logcheck import SeenRecord, fingerprint, replaced_partitions
 from shared.logging import correlation_scope
 from shared.messaging import inbox
 from shared.outbox import enqueue_raw
@@ -249,7 +250,9 @@ class EventConsumer:
         self._on_processed = on_processed
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = False
+        self._last_seen: dict[TopicPartition, SeenRecord] = {}
         self.processed_total = 0
+        self.rewinds_total = 0
 
     @property
     def assigned(self) -> bool:
@@ -302,6 +305,7 @@ class EventConsumer:
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         loop = asyncio.get_running_loop()
         last_progress = loop.time()
+        next_check = loop.time() + self._settings.consumer_log_check_s
         while not self._stopping:
             batches: dict[
                 TopicPartition, list[ConsumerRecord[bytes, bytes]]
@@ -312,9 +316,33 @@ class EventConsumer:
                 last_progress = loop.time()
             for tp, records in batches.items():
                 await self._handle_batch(consumer, tp, records)
+            if loop.time() >= next_check:
+                await self._rewind_replaced(consumer)
+                next_check = loop.time() + self._settings.consumer_log_check_s
             if loop.time() - last_progress > self._settings.consumer_stall_seconds:
                 await self._check_stalled(consumer)
                 last_progress = loop.time()
+
+    async def _rewind_replaced(self, consumer: AIOKafkaConsumer) -> None:
+        """Re-read from the start any partition whose log was replaced (broker lost data)."""
+        assigned = consumer.assignment()
+        seen = {tp: r for tp, r in self._last_seen.items() if tp in assigned}
+        replaced = await replaced_partitions(
+            self._settings.kafka_bootstrap_servers,
+            seen,
+            request_timeout_ms=self._settings.kafka_request_timeout_ms,
+        )
+        for tp in replaced:
+            log.warning(
+                "consumer %s: %s no longer holds offset %d as seen; re-reading it from the start "
+                "(the inbox turns what was already processed into no-ops)",
+                self.group_id,
+                tp,
+                seen[tp].offset,
+            )
+            self._last_seen.pop(tp, None)
+            await consumer.seek_to_beginning(tp)
+            self.rewinds_total += 1
 
     async def _handle_batch(
         self,
@@ -334,22 +362,24 @@ class EventConsumer:
             await asyncio.sleep(1.0)
             return
         await consumer.commit({tp: records[-1].offset + 1})
+        last = records[-1]
+        self._last_seen[tp] = SeenRecord(last.offset, fingerprint(last.key, last.value))
         self.processed_total += sum(d.outcome == "processed" for d in deliveries)
         if self._on_processed is not None:
             self._on_processed(deliveries)
 
     async def _check_stalled(self, consumer: AIOKafkaConsumer) -> None:
-        """A member that lags but gets nothing, or sits past the log's end, is rebuilt."""
-        assignment = list(consumer.assignment())
+        """A member that lags but receives nothing, or holds no partitions, is rebuilt."""
+        assignment = consumer.assignment()
         if not assignment:
             raise RuntimeError("no partitions assigned for a while")
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(assignment)
         for tp in assignment:
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
             position = await consumer.position(tp)
-            if position > ends.get(tp, position):
-                raise RuntimeError(f"{tp} position {position} is past the log end {ends[tp]}")
-            if position < ends.get(tp, position):
-                raise RuntimeError(f"{tp} lags ({position} < {ends[tp]}) but nothing arrives")
+            if position < highwater:
+                raise RuntimeError(f"{tp} lags ({position} < {highwater}) but nothing arrives")
 
 
 def describe(deliveries: Sequence[Delivery]) -> dict[str, Any]:

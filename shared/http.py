@@ -197,7 +197,7 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(BaseException):  # noqa: N818
+class _BodyTooLarge(BaseException):
     # BaseException on purpose: FastAPI turns any Exception raised while reading the body into
     # a 400 "error parsing the body"; this one must reach the middleware to become a 413.
     pass

@@ -20,12 +20,13 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from shared.contracts import Envelope, utc_now
+from shared.logcheck import SeenRecord, fingerprint, replaced_partitions
 from shared.messaging import outbox, relay_lease
 from shared.settings import ServiceSettings
 
@@ -120,9 +121,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self._marks: dict[TopicPartition, int] = {}
+        self._marks: dict[TopicPartition, SeenRecord] = {}
         self._producer: AIOKafkaProducer | None = None
-        self._probe: AIOKafkaConsumer | None = None
         self.published_total = 0
         self.replayed_total = 0
         self.connected = False
@@ -188,29 +188,15 @@ class OutboxRelay:
                 await producer.stop()
                 raise
             self._producer = producer
-        if self._probe is None:
-            probe = AIOKafkaConsumer(
-                bootstrap_servers=self._settings.kafka_bootstrap_servers,
-                enable_auto_commit=False,
-                request_timeout_ms=self._settings.kafka_request_timeout_ms,
-            )
-            try:
-                await probe.start()
-            except BaseException:
-                await probe.stop()
-                raise
-            self._probe = probe
         self.connected = True
 
     async def _close_clients(self) -> None:
-        producer, probe = self._producer, self._probe
-        self._producer = self._probe = None
-        for client in (producer, probe):
-            if client is not None:
-                try:
-                    await client.stop()
-                except Exception as exc:  # closing a broken client must not mask the cause
-                    log.debug("closing kafka client: %s", exc)
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except Exception as exc:  # closing a broken client must not mask the cause
+                log.debug("closing kafka producer: %s", exc)
 
     async def _hold_lease(self) -> bool:
         """Take or renew the relay lease; only the holder publishes this database's outbox."""
@@ -254,26 +240,27 @@ class OutboxRelay:
         if not rows:
             return 0
         futures = []
+        keys: list[bytes | None] = []
         for row in rows:
             headers = [(k, str(v).encode()) for k, v in (row.headers or {}).items()]
+            keys.append(row.key.encode() if row.key is not None else None)
             futures.append(
                 await self._producer.send(
-                    row.topic,
-                    value=row.value,
-                    key=row.key.encode() if row.key is not None else None,
-                    headers=headers or None,
+                    row.topic, value=row.value, key=keys[-1], headers=headers or None
                 )
             )
         results: list[Any] = await asyncio.gather(*futures, return_exceptions=True)
         done: list[dict[str, Any]] = []
         first_error: BaseException | None = None
-        for row, result in zip(rows, results, strict=True):
+        for row, key, result in zip(rows, keys, results, strict=True):
             if isinstance(result, BaseException):
                 first_error = first_error or result
                 continue
             done.append({"row_id": row.id, "p": result.partition, "o": result.offset})
             tp = TopicPartition(row.topic, result.partition)
-            self._marks[tp] = max(self._marks.get(tp, -1), result.offset)
+            mark = self._marks.get(tp)
+            if mark is None or result.offset > mark.offset:
+                self._marks[tp] = SeenRecord(result.offset, fingerprint(key, row.value))
         if done:
             now = utc_now()
             async with self._sessions() as session, session.begin():
@@ -294,29 +281,52 @@ class OutboxRelay:
         return len(done)
 
     async def _load_marks(self) -> None:
+        """Remember the last published record of each partition (from the outbox itself)."""
         async with self._sessions() as session:
-            rows = await session.execute(
+            last = (
                 sa.select(
-                    outbox.c.topic, outbox.c.kafka_partition, sa.func.max(outbox.c.kafka_offset)
+                    outbox.c.topic,
+                    outbox.c.kafka_partition,
+                    sa.func.max(outbox.c.kafka_offset).label("offset"),
                 )
                 .where(outbox.c.published_at.is_not(None))
                 .group_by(outbox.c.topic, outbox.c.kafka_partition)
+                .subquery()
+            )
+            rows = await session.execute(
+                sa.select(
+                    outbox.c.topic,
+                    outbox.c.kafka_partition,
+                    outbox.c.kafka_offset,
+                    outbox.c.key,
+                    outbox.c.value,
+                ).join(
+                    last,
+                    sa.and_(
+                        outbox.c.topic == last.c.topic,
+                        outbox.c.kafka_partition == last.c.kafka_partition,
+                        outbox.c.kafka_offset == last.c.offset,
+                    ),
+                )
             )
             self._marks = {
-                TopicPartition(topic, partition): offset
-                for topic, partition, offset in rows
-                if partition is not None and offset is not None
+                TopicPartition(r.topic, r.kafka_partition): SeenRecord(
+                    r.kafka_offset,
+                    fingerprint(r.key.encode() if r.key is not None else None, r.value),
+                )
+                for r in rows
             }
 
     async def _check_continuity(self) -> None:
-        """Replay a topic whose partition ends before an offset we were acknowledged."""
-        if not self._marks or self._probe is None:
+        """Replay a topic whose partitions no longer hold what we were acknowledged for."""
+        if not self._marks:
             return
-        ends: dict[TopicPartition, int] = await self._probe.end_offsets(list(self._marks))
-        lost_topics = {
-            tp.topic for tp, mark in self._marks.items() if ends.get(tp, mark + 1) <= mark
-        }
-        for topic in sorted(lost_topics):
+        replaced = await replaced_partitions(
+            self._settings.kafka_bootstrap_servers,
+            dict(self._marks),
+            request_timeout_ms=self._settings.kafka_request_timeout_ms,
+        )
+        for topic in sorted({tp.topic for tp in replaced}):
             async with self._sessions() as session, session.begin():
                 result = await session.execute(
                     sa.update(outbox)

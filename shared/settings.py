@@ -27,6 +27,9 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_ms: int = Field(default=100, ge=0)
     consumer_batch_max: int = Field(default=500, ge=1)
     consumer_stall_seconds: float = Field(default=10.0, gt=0)
+    # How often a consumer re-reads its last record to notice a log replaced by a broker that
+    # lost data (the embedded one keeps nothing across restarts); cheap, one fetch per partition.
+    consumer_log_check_s: float = Field(default=2.0, gt=0)
 
     relay_batch_size: int = Field(default=500, ge=1)
     relay_idle_poll_ms: int = Field(default=250, ge=5)

@@ -99,6 +99,11 @@ class LocalStack:
         self.broker.start()
         asyncio.run(self.broker.create_topics())
 
+    async def start_broker_async(self) -> None:
+        """`start_broker` for callers already inside an event loop."""
+        self.broker.start()
+        await self.broker.create_topics()
+
     def migrate(self, name: str) -> None:
         subprocess.run(  # noqa: S603 - our own module
             [sys.executable, "-m", f"services.{name}", "migrate"],

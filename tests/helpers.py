@@ -21,5 +21,5 @@ def migrate_service(service: str, url: str) -> str:
 async def count_rows(engine: AsyncEngine, table: str, where: str = "") -> int:
     """Rows in `table` (optionally filtered by a literal SQL condition)."""
     async with engine.connect() as conn:
-        query = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")  # noqa: S608
+        query = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")
         return int((await conn.execute(sa.text(query))).scalar_one())

@@ -107,9 +107,7 @@ async def test_idempotency_key_replays_the_first_response(
     assert again.headers.get("idempotent-replayed") == "true"
     assert await written(app) == (1, 1, 1)
 
-    other = await client.post(
-        "/v1/cases", json=case_body(), headers={"Idempotency-Key": "k-1"}
-    )
+    other = await client.post("/v1/cases", json=case_body(), headers={"Idempotency-Key": "k-1"})
     assert other.status_code == 422
     assert other.headers["content-type"] == "application/problem+json"
     assert other.json()["type"].endswith("/idempotency-key-reused")
@@ -132,17 +130,27 @@ BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
     ("negative principal", {"principal": "-5"}, "body.principal"),
     ("non-numeric amount", {"principal": "12abc"}, "body.principal"),
     ("three decimals", {"interest": "1.005"}, "body.interest"),
-    ("unknown time zone", {"debtor": {"name": "A", "time_zone": "Mars/Olympus"}}, "body.debtor.time_zone"),
+    (
+        "unknown time zone",
+        {"debtor": {"name": "A", "time_zone": "Mars/Olympus"}},
+        "body.debtor.time_zone",
+    ),
     ("lower-case currency", {"currency": "cny"}, "body.currency"),
     ("industry risk over 100", {"industry_risk": 101}, "body.industry_risk"),
     ("unknown field", {"colour": "red"}, "body.colour"),
-    ("bad phone", {"debtor": {"name": "A", "time_zone": "UTC", "phone": "12"}}, "body.debtor.phone"),
+    (
+        "bad phone",
+        {"debtor": {"name": "A", "time_zone": "UTC", "phone": "12"}},
+        "body.debtor.phone",
+    ),
     ("nothing owed", {"principal": "0", "interest": "0", "fees": "0"}, "body"),
     ("bad date", {"due_date": "2026-02-30"}, "body.due_date"),
 ]
 
 
-@pytest.mark.parametrize(("label", "overrides", "field"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+@pytest.mark.parametrize(
+    ("label", "overrides", "field"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES]
+)
 async def test_bad_input_is_a_422_naming_the_field_and_writes_nothing(
     client: httpx.AsyncClient, app: FastAPI, label: str, overrides: dict[str, Any], field: str
 ) -> None:

@@ -1,0 +1,46 @@
+"""The whole system as separate processes: embedded broker + four services, per backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.stack import SERVICES, LocalStack, sqlite_urls
+from tests.conftest import create_pg_database, drop_pg_database, require_postgres
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalStack]:
+    """A running system; SQLite files or four fresh PostgreSQL databases."""
+    backend = str(request.param)
+    workdir: Path = tmp_path_factory.mktemp(f"stack-{backend}")
+    created: list[str] = []
+    if backend == "postgres":
+        require_postgres()
+        urls = {}
+        for name in SERVICES:
+            db_name, url = create_pg_database(name)
+            created.append(db_name)
+            urls[name] = url
+    else:
+        urls = sqlite_urls(workdir / "db")
+    running = LocalStack(
+        workdir=workdir,
+        database_urls=urls,
+        extra_env={"{P}LOG_LEVEL": "INFO", "{P}RELAY_PROBE_INTERVAL_S": "0.5"},
+    )
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        for db_name in created:
+            drop_pg_database(db_name)
