@@ -99,6 +99,75 @@ class MessageProcessor:
         self.max_retries = max_retries
         self.retry_backoff_ms = retry_backoff_ms
 
+    async def process_batch(
+        self, session: AsyncSession, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> list[Delivery]:
+        """Handle a batch in the caller's transaction: all at once when every message
+        succeeds (one inbox lookup, one inbox insert), else one by one so a bad message is
+        isolated, retried and dead-lettered without holding up the others."""
+        decoded = [message_id_of(r) for r in records]
+        if any(envelope is None for _, envelope in decoded) or len(records) < 2:
+            return [await self.process(session, r) for r in records]
+        ids = [message_id for message_id, _ in decoded]
+        seen = set(
+            (
+                await session.scalars(
+                    sa.select(inbox.c.message_id).where(
+                        inbox.c.consumer == self.consumer_name, inbox.c.message_id.in_(ids)
+                    )
+                )
+            ).all()
+        )
+        deliveries: list[Delivery] = []
+        remembered: list[dict[str, object]] = []
+        try:
+            async with session.begin_nested():
+                for record, (message_id, envelope) in zip(records, decoded, strict=True):
+                    assert envelope is not None
+                    if message_id in seen:
+                        deliveries.append(Delivery(message_id, "duplicate"))
+                        continue
+                    seen.add(message_id)
+                    outcome = await self._apply(session, record, envelope)
+                    deliveries.append(Delivery(message_id, outcome))
+                    remembered.append(self._inbox_row(record, message_id, outcome, None))
+                if remembered:
+                    await session.execute(sa.insert(inbox), remembered)
+            return deliveries
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:
+            log.info("batch of %d failed (%s); isolating message by message", len(records), exc)
+            return [await self.process(session, r) for r in records]
+
+    async def _apply(
+        self, session: AsyncSession, record: ConsumerRecord[bytes, bytes], envelope: Envelope
+    ) -> str:
+        """Run the handler for one decoded message; returns "processed" or "ignored"."""
+        handler = self.handlers.get(envelope.type)
+        typed = handler is not None
+        handler = handler or self.handlers.get(ANY_EVENT)
+        if handler is None:
+            return "ignored"  # other consumers care about this type
+        with correlation_scope(envelope.correlation_id):
+            payload: EventPayload | None = None
+            if typed:
+                try:
+                    payload = parse_payload(envelope)
+                except (ValidationError, UnknownEventError) as exc:
+                    raise PermanentMessageError(str(exc)) from exc
+            await handler(
+                session,
+                Received(
+                    envelope=envelope,
+                    payload=payload,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                ),
+            )
+        return "processed"
+
     async def process(
         self, session: AsyncSession, record: ConsumerRecord[bytes, bytes]
     ) -> Delivery:
@@ -115,37 +184,14 @@ class MessageProcessor:
             return await self._dead_letter(
                 session, record, message_id, PermanentMessageError("undecodable envelope"), 0
             )
-        handler = self.handlers.get(envelope.type)
-        typed = handler is not None
-        handler = handler or self.handlers.get(ANY_EVENT)
-        if handler is None:
-            # Other consumers care about this type; recording it keeps replays cheap.
-            await self._remember(session, record, message_id, "ignored", None)
-            return Delivery(message_id, "ignored")
         attempt = 0
         while True:
             attempt += 1
             try:
                 async with session.begin_nested():
-                    with correlation_scope(envelope.correlation_id):
-                        payload: EventPayload | None = None
-                        if typed:
-                            try:
-                                payload = parse_payload(envelope)
-                            except (ValidationError, UnknownEventError) as exc:
-                                raise PermanentMessageError(str(exc)) from exc
-                        await handler(
-                            session,
-                            Received(
-                                envelope=envelope,
-                                payload=payload,
-                                topic=record.topic,
-                                partition=record.partition,
-                                offset=record.offset,
-                            ),
-                        )
-                    await self._remember(session, record, message_id, "processed", None)
-                return Delivery(message_id, "processed")
+                    outcome = await self._apply(session, record, envelope)
+                    await self._remember(session, record, message_id, outcome, None)
+                return Delivery(message_id, outcome)
             except TRANSIENT_ERRORS:
                 raise
             except PermanentMessageError as exc:
@@ -171,17 +217,26 @@ class MessageProcessor:
         error: str | None,
     ) -> None:
         await session.execute(
-            sa.insert(inbox).values(
-                consumer=self.consumer_name,
-                message_id=message_id,
-                topic=record.topic,
-                kafka_partition=record.partition,
-                kafka_offset=record.offset,
-                outcome=outcome,
-                error=error,
-                processed_at=utc_now(),
-            )
+            sa.insert(inbox).values(self._inbox_row(record, message_id, outcome, error))
         )
+
+    def _inbox_row(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        message_id: str,
+        outcome: str,
+        error: str | None,
+    ) -> dict[str, object]:
+        return {
+            "consumer": self.consumer_name,
+            "message_id": message_id,
+            "topic": record.topic,
+            "kafka_partition": record.partition,
+            "kafka_offset": record.offset,
+            "outcome": outcome,
+            "error": error,
+            "processed_at": utc_now(),
+        }
 
     async def _dead_letter(
         self,
@@ -353,8 +408,7 @@ class EventConsumer:
         deliveries: list[Delivery] = []
         try:
             async with self._sessions() as session, session.begin():
-                for record in records:
-                    deliveries.append(await self._processor.process(session, record))
+                deliveries = await self._processor.process_batch(session, records)
         except TRANSIENT_ERRORS as exc:
             # Nothing of the batch committed: read it again from its first offset.
             log.warning("consumer %s: transient failure, retrying batch: %s", self.group_id, exc)

@@ -156,13 +156,15 @@ class OutboxRelay:
                     backoff = 0.1
                     if sent < self._settings.relay_batch_size:
                         await self._sleep(self._settings.relay_idle_poll_ms / 1000)
+                        # Let a burst of commits gather so it goes out as one batch.
+                        await asyncio.sleep(self._settings.relay_linger_ms / 1000)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     self.connected = False
                     log.warning("outbox relay %s: %s; retrying in %.1fs", self.name, exc, backoff)
                     await self._close_clients()
-                    await self._sleep(backoff)
+                    await self._sleep(backoff, wakeable=False)
                     backoff = min(backoff * 2, 5.0)
         finally:
             if self.wake in _wakers:
@@ -174,10 +176,19 @@ class OutboxRelay:
         self._stopping = True
         self._wake.set()
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        self._wake.clear()
+    async def _sleep(self, seconds: float, *, wakeable: bool = True) -> None:
+        """Sleep until `seconds` pass or, if `wakeable`, a commit stages an event. A backoff
+        is not wakeable: new events must not turn a broker outage into a reconnect storm."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not self._stopping:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=remaining)
+            self._wake.clear()
+            if wakeable:
+                break
 
     async def _ensure_clients(self) -> None:
         if self._producer is None:

@@ -33,6 +33,7 @@ class ServiceSettings(BaseSettings):
 
     relay_batch_size: int = Field(default=500, ge=1)
     relay_idle_poll_ms: int = Field(default=250, ge=5)
+    relay_linger_ms: int = Field(default=5, ge=0)
     relay_probe_interval_s: float = Field(default=2.0, gt=0)
     outbox_retention_hours: float = Field(default=72.0, gt=0)
 

@@ -230,3 +230,53 @@ async def test_types_without_a_handler_are_remembered_and_skipped(
     deliveries = await run(sessions, proc, record(case_opened_envelope().to_bytes()))
     assert deliveries[0].outcome == "ignored"
     assert await count_rows(engine, "outbox") == 0
+
+
+class PoisonOn(Recorder):
+    """Fails every time on one particular event id."""
+
+    def __init__(self, poison: str) -> None:
+        super().__init__()
+        self.poison = poison
+
+    async def __call__(self, session: AsyncSession, message: Received) -> None:
+        await super().__call__(session, message)
+        if str(message.envelope.event_id) == self.poison:
+            raise RuntimeError("poison")
+
+
+async def test_batch_fast_path_dedupes_within_and_across_batches(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    handler = Recorder()
+    proc = processor(handler)
+    values = [case_opened_envelope().to_bytes() for _ in range(5)]
+    batch = [record(v, i) for i, v in enumerate([*values, values[0]])]
+    async with sessions() as session, session.begin():
+        first = await proc.process_batch(session, batch)
+    async with sessions() as session, session.begin():
+        again = await proc.process_batch(session, [record(v, 10 + i) for i, v in enumerate(values)])
+    assert [d.outcome for d in first] == ["processed"] * 5 + ["duplicate"]
+    assert [d.outcome for d in again] == ["duplicate"] * 5
+    assert handler.calls == 5
+    assert await count_rows(engine, "inbox") == 5
+    assert await count_rows(engine, "outbox") == 5
+
+
+async def test_one_poison_message_does_not_hold_up_its_batch(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    envelopes = [case_opened_envelope() for _ in range(6)]
+    poison = str(envelopes[3].event_id)
+    handler = PoisonOn(poison)
+    async with sessions() as session, session.begin():
+        deliveries = await processor(handler, retries=1).process_batch(
+            session, [record(e.to_bytes(), i) for i, e in enumerate(envelopes)]
+        )
+    outcomes = {d.message_id: d.outcome for d in deliveries}
+    assert outcomes.pop(poison) == "dead_lettered"
+    assert set(outcomes.values()) == {"processed"}
+    async with sessions() as session:
+        topics = (await session.scalars(sa.select(outbox.c.topic))).all()
+    # The failed all-at-once attempt left nothing behind: five results and one dead letter.
+    assert sorted(topics) == ["cases.events.dlq"] + ["scoring.events"] * 5

@@ -1,0 +1,117 @@
+"""The evidence chain in a real database: dedupe, and tampering found by /v1/audit/verify."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from services.compliance import service
+from services.compliance.app import create_app
+from services.compliance.settings import ComplianceSettings
+from shared.contracts import Envelope, utc_now
+from tests.conftest import DatabaseFactory
+from tests.helpers import migrate_service
+
+
+@pytest.fixture
+def url(make_database: DatabaseFactory) -> str:
+    return migrate_service("compliance", make_database("compliance"))
+
+
+@pytest.fixture
+async def app(url: str) -> AsyncIterator[FastAPI]:
+    application = create_app(
+        ComplianceSettings(database_url=url, enable_bus=False, verify_chunk_size=7)
+    )
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://compliance"
+    ) as http:
+        yield http
+
+
+def event(n: int, key: str = "case-1") -> Envelope:
+    return Envelope(
+        type="case.opened",
+        version=1,
+        producer="cases",
+        key=key,
+        correlation_id="c",
+        payload={"n": n, "name_hash": "ab" * 8},
+    )
+
+
+async def append(app: FastAPI, events: list[Envelope]) -> None:
+    async with app.state.runtime.sessions() as session, session.begin():
+        for e in events:
+            await service.append_event(session, topic="cases.events", envelope=e, now=utc_now())
+
+
+async def test_appends_once_and_verifies(app: FastAPI, client: httpx.AsyncClient) -> None:
+    events = [event(i, key=f"case-{i % 3}") for i in range(20)]
+    await append(app, events)
+    await append(app, events[:5])  # redelivered
+    verify = (await client.get("/v1/audit/verify")).json()
+    assert verify == {
+        "ok": True,
+        "entries_checked": 20,
+        "head_seq": 20,
+        "head_hash": verify["head_hash"],
+        "first_broken_seq": None,
+        "problem": None,
+    }
+    page = (await client.get("/v1/audit/entries", params={"case_id": "case-1", "limit": 3})).json()
+    assert [e["envelope"]["payload"]["n"] for e in page["entries"]] == [1, 4, 7]
+    rest = (
+        await client.get(
+            "/v1/audit/entries",
+            params={"case_id": "case-1", "after_seq": page["next_after_seq"], "limit": 100},
+        )
+    ).json()
+    assert [e["envelope"]["payload"]["n"] for e in rest["entries"]] == [10, 13, 16, 19]
+    assert rest["next_after_seq"] is None
+
+
+@pytest.mark.parametrize(
+    ("tamper", "broken_at"),
+    [
+        (
+            "UPDATE audit_entries SET body = REPLACE(body, '\"n\":11', '\"n\":12') WHERE seq = 12",
+            12,
+        ),
+        ("UPDATE audit_entries SET event_type = 'payment.received' WHERE seq = 9", 9),
+        ("DELETE FROM audit_entries WHERE seq = 5", 5),
+        ("DELETE FROM audit_entries WHERE seq = 20", 20),
+        ("UPDATE audit_entries SET entry_hash = prev_hash WHERE seq = 3", 3),
+    ],
+    ids=["edit-body", "edit-column", "delete-middle", "delete-last", "edit-hash"],
+)
+async def test_tampering_is_found_at_its_entry(
+    app: FastAPI, client: httpx.AsyncClient, tamper: str, broken_at: int
+) -> None:
+    await append(app, [event(i) for i in range(20)])
+    async with app.state.runtime.engine.begin() as conn:
+        if "body" in tamper and "REPLACE" in tamper:
+            row = (
+                await conn.execute(sa.text("SELECT body FROM audit_entries WHERE seq = 12"))
+            ).scalar_one()
+            edited = bytes(row).replace(b'"n":11', b'"n":12')
+            assert edited != bytes(row)
+            await conn.execute(
+                sa.text("UPDATE audit_entries SET body = :b WHERE seq = 12"), {"b": edited}
+            )
+        else:
+            await conn.execute(sa.text(tamper))
+    verify = (await client.get("/v1/audit/verify")).json()
+    assert verify["ok"] is False
+    assert verify["first_broken_seq"] == broken_at, verify
+    assert verify["problem"]

@@ -1,0 +1,123 @@
+"""Contact planning against a real database: either arrival order plans exactly one lawful
+attempt, and the API shows it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from services.contact import service
+from services.contact.app import create_app
+from services.contact.settings import ContactSettings
+from shared.contracts import CaseOpened, CaseScored, RiskTier, build_envelope
+from shared.messaging import outbox
+from tests.conftest import DatabaseFactory
+from tests.helpers import count_rows, migrate_service
+
+# 23:30 in Shanghai: the first lawful slot is 08:00 the next morning.
+LATE_EVENING = datetime(2026, 3, 4, 15, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def url(make_database: DatabaseFactory) -> str:
+    return migrate_service("contact", make_database("contact"))
+
+
+@pytest.fixture
+async def app(url: str) -> AsyncIterator[FastAPI]:
+    application = create_app(ContactSettings(database_url=url, enable_bus=False))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+def events(dpd: int) -> tuple[CaseOpened, CaseScored]:
+    case_id = uuid.uuid4()
+    opened = CaseOpened(
+        case_id=case_id,
+        account_id="A",
+        debtor_id=uuid.uuid4(),
+        debtor_time_zone="Asia/Shanghai",
+        product="card",
+        currency="CNY",
+        principal="500",
+        interest="0",
+        fees="0",
+        amount_outstanding="500",
+        due_date=date(2026, 2, 1),
+        days_past_due=dpd,
+        industry_risk=5,
+        opened_at=LATE_EVENING,
+    )
+    scored = CaseScored(
+        case_id=case_id,
+        score_id=uuid.uuid4(),
+        model_id="priority-rule",
+        model_version="1",
+        priority=3.5,
+        risk_tier=RiskTier.LOW,
+        days_past_due=dpd,
+        amount_outstanding="500",
+        currency="CNY",
+        scored_at=LATE_EVENING,
+    )
+    return opened, scored
+
+
+@pytest.mark.parametrize("scored_first", [False, True], ids=["opened-first", "scored-first"])
+async def test_either_order_plans_one_lawful_attempt(app: FastAPI, scored_first: bool) -> None:
+    opened, scored = events(dpd=10)
+    env_opened = build_envelope(
+        opened, key=str(opened.case_id), producer="cases", correlation_id="c"
+    )
+    env_scored = build_envelope(
+        scored, key=str(opened.case_id), producer="scoring", correlation_id="c"
+    )
+    sessions = app.state.runtime.sessions
+
+    async def deliver_opened() -> object:
+        async with sessions() as s, s.begin():
+            return await service.record_case_opened(
+                s, event=opened, envelope=env_opened, now=LATE_EVENING
+            )
+
+    async def deliver_scored() -> object:
+        async with sessions() as s, s.begin():
+            return await service.record_case_scored(
+                s, event=scored, envelope=env_scored, now=LATE_EVENING
+            )
+
+    first, second = (
+        (deliver_scored, deliver_opened) if scored_first else (deliver_opened, deliver_scored)
+    )
+    assert await first() is None  # half the picture: nothing planned yet
+    assert await second() is not None
+    assert await deliver_scored() is None  # a later score does not plan a second first attempt
+
+    engine = app.state.runtime.engine
+    assert await count_rows(engine, "contact_attempts") == 1
+    async with sessions() as s:
+        row = (await s.execute(sa.select(outbox.c.topic, outbox.c.value))).one()
+    assert row.topic == "contact.events"
+    planned = json.loads(row.value)
+    assert planned["type"] == "contact.planned"
+    assert planned["causation_id"] == str((env_opened if scored_first else env_scored).event_id)
+    slot = datetime.fromisoformat(planned["payload"]["planned_at"])
+    local = slot.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert (local.date(), local.time()) == (date(2026, 3, 5), time(8, 0))
+    assert planned["payload"]["channel"] == "call"
+    assert planned["payload"]["window_rule_id"] == "CN-HOURS"
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        body = (await c.get(f"/v1/cases/{opened.case_id}/attempts")).json()
+        assert [a["local_planned_at"] for a in body["attempts"]] == ["2026-03-05T08:00:00+08:00"]
+        one = await c.get(f"/v1/attempts/{body['attempts'][0]['id']}")
+        assert one.status_code == 200
+        assert (await c.get(f"/v1/cases/{uuid.uuid4()}/attempts")).status_code == 404
