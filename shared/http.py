@@ -94,11 +94,17 @@ def problem_response(
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {
         "model": Problem,
-        "content": {PROBLEM_JSON: {}},
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         "description": HTTPStatus(status).phrase,
     }
     for status in (400, 404, 409, 413, 415, 422, 503)
 }
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route: the given problem statuses plus 422 and 503, which
+    every route can return (validation, database unavailable)."""
+    return {code: PROBLEM_RESPONSES[code] for code in sorted({*statuses, 422, 503})}
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import exc as sa_exc
 from services.cases import service
 from services.cases.schemas import CaseCreate, CaseOut
 from shared.contracts import utc_now
-from shared.http import PROBLEM_RESPONSES, Conflict
+from shared.http import Conflict, problem_responses
 from shared.logging import correlation_id
 from shared.runtime import unit_of_work
 
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["cases"])
     status_code=201,
     response_model=CaseOut,
     summary="Open a case for a delinquent account",
-    responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (409, 413, 422, 503)},
+    responses=problem_responses(409, 413),
 )
 async def open_case(
     body: CaseCreate,
@@ -63,7 +63,7 @@ async def open_case(
     "/cases/{case_id}",
     response_model=CaseOut,
     summary="Read a case",
-    responses={404: PROBLEM_RESPONSES[404]},
+    responses=problem_responses(404),
 )
 async def get_case(case_id: uuid.UUID, request: Request) -> CaseOut:
     async with unit_of_work(request) as session:

@@ -61,8 +61,8 @@ class CaseCreate(BaseModel):
     product: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
     currency: CurrencyCode
     principal: Money
-    interest: Money = Decimal("0")
-    fees: Money = Decimal("0")
+    interest: Money = Decimal("0.00")
+    fees: Money = Decimal("0.00")
     due_date: date
     industry_risk: float = Field(default=50.0, ge=0, le=100, description="Industry risk index.")
 

@@ -9,12 +9,18 @@ from fastapi import APIRouter, Query, Request
 from services.compliance import service
 from services.compliance.schemas import AuditEntries, ChainVerification
 from services.compliance.settings import ComplianceSettings
+from shared.http import problem_responses
 from shared.runtime import runtime_of, unit_of_work
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
-@router.get("/entries", response_model=AuditEntries, summary="Evidence entries, oldest first")
+@router.get(
+    "/entries",
+    response_model=AuditEntries,
+    summary="Evidence entries, oldest first",
+    responses=problem_responses(),
+)
 async def list_entries(
     request: Request,
     case_id: Annotated[
@@ -33,6 +39,7 @@ async def list_entries(
     "/verify",
     response_model=ChainVerification,
     summary="Recompute the hash chain and report the first broken link",
+    responses=problem_responses(),
 )
 async def verify(request: Request) -> ChainVerification:
     settings = runtime_of(request).settings

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from services.contact import service
 from services.contact.schemas import AttemptOut, CaseAttempts
-from shared.http import PROBLEM_RESPONSES
+from shared.http import problem_responses
 from shared.runtime import unit_of_work
 
 router = APIRouter(prefix="/v1", tags=["contact"])
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["contact"])
     "/cases/{case_id}/attempts",
     response_model=CaseAttempts,
     summary="Contact attempts planned for a case",
-    responses={404: PROBLEM_RESPONSES[404]},
+    responses=problem_responses(404),
 )
 async def get_case_attempts(case_id: uuid.UUID, request: Request) -> CaseAttempts:
     async with unit_of_work(request) as session:
@@ -29,7 +29,7 @@ async def get_case_attempts(case_id: uuid.UUID, request: Request) -> CaseAttempt
     "/attempts/{attempt_id}",
     response_model=AttemptOut,
     summary="One contact attempt",
-    responses={404: PROBLEM_RESPONSES[404]},
+    responses=problem_responses(404),
 )
 async def get_attempt(attempt_id: uuid.UUID, request: Request) -> AttemptOut:
     async with unit_of_work(request) as session:

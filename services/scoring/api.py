@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from services.scoring import service
 from services.scoring.schemas import CaseScores
-from shared.http import PROBLEM_RESPONSES
+from shared.http import problem_responses
 from shared.runtime import unit_of_work
 
 router = APIRouter(prefix="/v1", tags=["scores"])
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["scores"])
     "/scores/{case_id}",
     response_model=CaseScores,
     summary="Latest score of a case and its history",
-    responses={404: PROBLEM_RESPONSES[404]},
+    responses=problem_responses(404),
 )
 async def get_scores(case_id: uuid.UUID, request: Request) -> CaseScores:
     async with unit_of_work(request) as session:

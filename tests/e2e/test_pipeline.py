@@ -223,3 +223,54 @@ async def test_killing_the_broker_loses_nothing_and_doubles_nothing(stack: Local
             ]
         verify = (await client.get(f"{stack.url('compliance')}/v1/audit/verify")).json()
         assert verify["ok"] is True, verify
+
+
+async def test_poison_message_goes_to_the_dlq_and_the_partition_keeps_flowing(
+    stack: LocalStack,
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    key = str(uuid.uuid4()).encode()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait("cases.events", b"\x00not json at all", key=key)
+    finally:
+        await producer.stop()
+    dead = await read_topic_raw(stack.broker.bootstrap_servers, "cases.events.dlq", until=3)
+    consumers = {
+        headers["dlq_consumer"] for headers, value in dead if value == b"\x00not json at all"
+    }
+    # Every consumer of cases.events dead-letters it once, with the reason.
+    assert consumers == {"scoring", "contact", "compliance"}, consumers
+    assert all("undecodable" in h["dlq_error"] for h, _ in dead)
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(f"{stack.url('cases')}/v1/cases", json=new_case(3, "UTC"))
+        cid = response.json()["id"]
+        await wait_for(
+            client,
+            f"{stack.url('contact')}/v1/cases/{cid}/attempts",
+            ok=lambda b: len(b["attempts"]) == 1,
+        )
+
+
+async def read_topic_raw(
+    bootstrap: str, topic: str, *, until: int, timeout_s: float = 30.0
+) -> list[tuple[dict[str, str], bytes]]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=20
+    )
+    await consumer.start()
+    seen: list[tuple[dict[str, str], bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(seen) < until and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                seen.extend(
+                    ({k: v.decode() for k, v in r.headers}, r.value or b"") for r in records
+                )
+    finally:
+        await consumer.stop()
+    return seen
