@@ -80,6 +80,20 @@ async def create_topics(
             await admin.close()
 
 
+def stop_process(
+    process: subprocess.Popen[bytes] | None, *, kill: bool = False, grace_s: float = 15.0
+) -> None:
+    """SIGTERM (or SIGKILL) a child and wait; SIGKILL if it outlives `grace_s`."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass
 class EmbeddedBroker:
     """A Tansu broker process on 127.0.0.1; memory storage, so a restart starts empty."""
@@ -124,15 +138,7 @@ class EmbeddedBroker:
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop the process (SIGKILL with `kill`), by PID."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, kill=kill)
         self.process = None
 
     async def create_topics(self) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.broker import EmbeddedBroker, free_port, port_is_free
+from shared.broker import EmbeddedBroker, free_port, port_is_free, stop_process
 
 SERVICES: tuple[str, ...] = ("cases", "scoring", "contact", "compliance")
 DEFAULT_PORTS: dict[str, int] = {
@@ -131,15 +130,7 @@ class LocalStack:
 
     def stop_service(self, name: str, *, kill: bool = False) -> None:
         svc = self.services[name]
-        if svc.process is None:
-            return
-        if svc.process.poll() is None:
-            svc.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                svc.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                svc.process.kill()
-                svc.process.wait()
+        stop_process(svc.process, kill=kill)
         svc.process = None
 
     def wait_ready(self, *, timeout_s: float = 90.0, names: tuple[str, ...] = SERVICES) -> None:

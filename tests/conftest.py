@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.db import create_engine, session_factory
 
 PG_DSN = os.environ.get("QS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 _pg_state: dict[str, str | None] = {}
@@ -96,3 +99,16 @@ def make_database(backend: str, tmp_path: Path) -> Iterator[DatabaseFactory]:
     yield make
     for name in created:
         drop_pg_database(name)
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test module's `db_url` fixture (a migrated service database)."""
+    eng = create_engine(db_url)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return session_factory(engine)

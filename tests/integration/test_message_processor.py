@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
@@ -18,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus import Delivery, MessageProcessor, Received
 from shared.contracts import CaseOpened, Envelope, build_envelope, utc_now
-from shared.db import create_engine, session_factory
 from shared.messaging import inbox, outbox
 from shared.outbox import enqueue_event
 from tests.conftest import DatabaseFactory
@@ -71,18 +69,6 @@ def record(value: bytes, offset: int = 0, key: bytes | None = b"k") -> ConsumerR
 def db_url(make_database: DatabaseFactory) -> str:
     # Any service database has the messaging tables; scoring's is the smallest.
     return migrate_service("scoring", make_database("scoring"))
-
-
-@pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(db_url)
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
 
 
 class Recorder:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.broker import EmbeddedBroker
 from shared.contracts import Envelope
-from shared.db import create_engine, session_factory
+from shared.db import session_factory
 from shared.outbox import OutboxRelay, enqueue_event
 from shared.settings import ServiceSettings
 from tests.conftest import DatabaseFactory
@@ -38,13 +38,6 @@ def broker() -> Iterator[EmbeddedBroker]:
 @pytest.fixture
 def db_url(make_database: DatabaseFactory) -> str:
     return migrate_service("cases", make_database("cases"))
-
-
-@pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(db_url)
-    yield eng
-    await eng.dispose()
 
 
 @pytest.fixture
