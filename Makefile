@@ -13,12 +13,13 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,train]"
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create the venv and install the project with its dev tools
 
 run: $(STAMP)  ## start the broker and the four services on SQLite (Ctrl-C stops all)
+	$(PY) -m services.scoring setup
 	$(PY) -m shared.devrun
 
 test: $(STAMP)  ## the whole suite: unit, service, API, end-to-end (SQLite and PostgreSQL)

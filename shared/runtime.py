@@ -146,8 +146,13 @@ def service_main(
     app_factory: Callable[[SettingsT], FastAPI],
     migrations_dir: Path,
     argv: Sequence[str] | None = None,
+    commands: Mapping[str, Callable[[list[str]], int]] | None = None,
 ) -> int:
-    """`python -m services.<name> migrate|serve|openapi`."""
+    """`python -m services.<name> migrate|serve|openapi`, plus the service's own `commands`
+    (each gets the remaining arguments)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if commands and args_list and args_list[0] in commands:
+        return commands[args_list[0]](args_list[1:])
     parser = argparse.ArgumentParser(prog=f"python -m services.{name}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="upgrade the service database to the latest revision")
@@ -155,7 +160,9 @@ def service_main(
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     sub.add_parser("openapi", help="print the OpenAPI document")
-    args = parser.parse_args(argv)
+    for extra in commands or {}:
+        sub.add_parser(extra, help=f"see python -m services.{name} {extra} --help")
+    args = parser.parse_args(args_list)
     settings = settings_factory()
     configure_logging(service=name, level=settings.log_level, json_lines=settings.log_json)
     if args.command == "migrate":

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from services.scoring.app import create_app
+from services.scoring.cli import COMMANDS
 from services.scoring.settings import ScoringSettings
 from shared.runtime import service_main
 
@@ -13,5 +14,6 @@ sys.exit(
         settings_factory=ScoringSettings,
         app_factory=create_app,
         migrations_dir=Path(__file__).parent / "migrations",
+        commands=COMMANDS,
     )
 )

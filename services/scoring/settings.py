@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -14,3 +15,7 @@ class ScoringSettings(ServiceSettings):
 
     database_url: str = "sqlite+aiosqlite:///var/scoring.db"
     port: int = 8002
+    default_model_path: str = Field(
+        default="var/models/gmsc-scorecard-1.json",
+        description="Registered as champion at start-up when the registry is empty.",
+    )
