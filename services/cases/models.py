@@ -53,6 +53,9 @@ class Case(Base):
     fees: Mapped[Decimal] = mapped_column(Money)
     due_date: Mapped[date] = mapped_column(sa.Date)
     industry_risk: Mapped[float] = mapped_column(sa.Float)
+    collateral_type: Mapped[str] = mapped_column(sa.String(16), default="none")
+    small_business: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    risk_features: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     status: Mapped[str] = mapped_column(sa.String(16), default="open")
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime())
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.contracts import Money, TimeZoneName
+from shared.contracts import CollateralType, Money, RiskFeatures, TimeZoneName
 
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"])]
 
@@ -51,6 +51,16 @@ class CaseCreate(BaseModel):
                     "fees": "0",
                     "due_date": "2026-10-01",
                     "industry_risk": 40,
+                    "collateral_type": "none",
+                    "small_business": False,
+                    "risk_features": {
+                        "RevolvingUtilizationOfUnsecuredLines": 0.83,
+                        "age": 37,
+                        "NumberOfTime30-59DaysPastDueNotWorse": 1,
+                        "DebtRatio": 0.42,
+                        "MonthlyIncome": 5400,
+                        "NumberOfTimes90DaysLate": 0,
+                    },
                 }
             ]
         },
@@ -65,6 +75,9 @@ class CaseCreate(BaseModel):
     fees: Money = Decimal("0.00")
     due_date: date
     industry_risk: float = Field(default=50.0, ge=0, le=100, description="Industry risk index.")
+    collateral_type: CollateralType = CollateralType.NONE
+    small_business: bool = False
+    risk_features: RiskFeatures = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _owes_something(self) -> CaseCreate:
@@ -97,4 +110,7 @@ class CaseOut(BaseModel):
     days_past_due: int
     dpd_bucket: str
     industry_risk: float
+    collateral_type: CollateralType
+    small_business: bool
+    risk_features: dict[str, float | str | None]
     opened_at: datetime

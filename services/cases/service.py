@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.cases import domain
 from services.cases.models import Case, Debtor, IdempotencyRecord
 from services.cases.schemas import CaseCreate, CaseOut, DebtorOut
-from shared.contracts import CaseOpened, build_envelope, canonical_json
+from shared.contracts import CaseOpened, CollateralType, build_envelope, canonical_json
 from shared.contracts.topics import CASES_EVENTS
 from shared.http import Conflict, DomainError, NotFound
 from shared.outbox import enqueue_event
@@ -82,6 +82,9 @@ async def open_case(
         fees=command.fees,
         due_date=command.due_date,
         industry_risk=command.industry_risk,
+        collateral_type=command.collateral_type.value,
+        small_business=command.small_business,
+        risk_features=dict(command.risk_features),
         status="open",
         opened_at=now,
     )
@@ -107,6 +110,9 @@ async def open_case(
                 days_past_due=out.days_past_due,
                 industry_risk=case.industry_risk,
                 opened_at=now,
+                collateral_type=CollateralType(case.collateral_type),
+                small_business=case.small_business,
+                risk_features=case.risk_features,
             ),
             key=str(case.id),
             producer=PRODUCER,
@@ -185,6 +191,9 @@ def _case_out(case: Case, debtor: Debtor, *, today: date) -> CaseOut:
         "days_past_due": dpd,
         "dpd_bucket": domain.dpd_bucket(days=dpd),
         "industry_risk": case.industry_risk,
+        "collateral_type": case.collateral_type,
+        "small_business": case.small_business,
+        "risk_features": case.risk_features,
         "opened_at": case.opened_at,
     }
     return CaseOut(**fields)

@@ -51,6 +51,21 @@ class RiskTier(StrEnum):
     LOW = "low"
 
 
+FeatureValue = float | str | None
+RiskFeatures = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=64)], FeatureValue],
+    Field(max_length=100, description="Model inputs from the core system, by column name."),
+]
+
+
+class CollateralType(StrEnum):
+    NONE = "none"
+    REAL_ESTATE = "real_estate"
+    VEHICLE = "vehicle"
+    EQUIPMENT = "equipment"
+    OTHER = "other"
+
+
 class CaseOpened(EventPayload):
     """A delinquent account became a collection case (one open case per account)."""
 
@@ -71,6 +86,19 @@ class CaseOpened(EventPayload):
     days_past_due: int = Field(ge=0)
     industry_risk: float = Field(ge=0, le=100)
     opened_at: AwareDatetime
+    collateral_type: CollateralType = CollateralType.NONE
+    small_business: bool = False
+    risk_features: RiskFeatures = Field(default_factory=dict)
+
+
+class Reason(BaseModel):
+    """Why a case scored as it did (PIPL art. 24): a feature band that cost points."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str = Field(examples=["RevolvingUtilizationOfUnsecuredLines"])
+    text: str
+    points_lost: int = Field(ge=0)
 
 
 class CaseScored(EventPayload):
@@ -90,6 +118,29 @@ class CaseScored(EventPayload):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     reason_codes: list[str] = Field(default_factory=list, max_length=10)
     scored_at: AwareDatetime
+    probability_of_default: float | None = Field(default=None, ge=0, le=1)
+    score_points: int | None = None
+    early_warning: str | None = Field(default=None, examples=["red", "orange", "yellow", "blue"])
+    treatment: str | None = Field(default=None, examples=["call", "settlement_offer"])
+    strategy_rule: str | None = Field(default=None, description="The strategy row that fired.")
+    reasons: list[Reason] = Field(default_factory=list, max_length=10)
+    challenger: bool = Field(default=False, description="Scored by a challenger model.")
+
+
+class ScoreOverridden(EventPayload):
+    """A person replaced a score's tier or priority, with a reason (human review path)."""
+
+    event_type: ClassVar[str] = "score.overridden"
+    event_version: ClassVar[int] = 1
+
+    case_id: uuid.UUID
+    score_id: uuid.UUID
+    override_id: uuid.UUID
+    risk_tier: RiskTier | None = None
+    priority: float | None = None
+    reason: str = Field(min_length=1, max_length=2000)
+    overridden_by: str = Field(min_length=1, max_length=200)
+    overridden_at: AwareDatetime
 
 
 class ContactPlanned(EventPayload):
@@ -113,7 +164,7 @@ class ContactPlanned(EventPayload):
     priority: float
 
 
-PAYLOADS: tuple[type[EventPayload], ...] = (CaseOpened, CaseScored, ContactPlanned)
+PAYLOADS: tuple[type[EventPayload], ...] = (CaseOpened, CaseScored, ScoreOverridden, ContactPlanned)
 
 REGISTRY: dict[tuple[str, int], type[EventPayload]] = {
     (p.event_type, p.event_version): p for p in PAYLOADS

@@ -20,6 +20,7 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 TOPIC_OF: dict[str, str] = {
     "case.opened": CASES_EVENTS,
     "case.scored": SCORING_EVENTS,
+    "score.overridden": SCORING_EVENTS,
     "contact.planned": CONTACT_EVENTS,
 }
 

@@ -145,6 +145,9 @@ BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("nothing owed", {"principal": "0", "interest": "0", "fees": "0"}, "body"),
     ("bad date", {"due_date": "2026-02-30"}, "body.due_date"),
+    ("unknown collateral", {"collateral_type": "castle"}, "body.collateral_type"),
+    ("nested model input", {"risk_features": {"age": {"years": 3}}}, "body.risk_features"),
+    ("feature name too long", {"risk_features": {"x" * 65: 1}}, "body.risk_features"),
 ]
 
 

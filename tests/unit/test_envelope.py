@@ -106,7 +106,9 @@ def test_unknown_version_is_refused_by_name() -> None:
 def test_published_schemas_are_up_to_date() -> None:
     assert stale_files() == [], "run `make schemas` and commit the result"
     index = json.loads(render()["index.json"])
-    assert {e["type"] for e in index["events"]} == {"case.opened", "case.scored", "contact.planned"}
+    assert {e["type"] for e in index["events"]} == {
+        "case.opened", "case.scored", "score.overridden", "contact.planned"
+    }
     planned = json.loads(render()["contact.planned.v1.json"])
     assert "planned_at" in planned["required"]
     assert planned["x-topic"] == "contact.events"
