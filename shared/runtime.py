@@ -10,11 +10,11 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
@@ -49,11 +49,20 @@ class ServiceRuntime:
     consumer: EventConsumer | None = None
     relay: OutboxRelay | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    jobs: list[asyncio.Task[None]] = field(default_factory=list)
+    startup: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = ()
+    background: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = ()
 
     async def start(self) -> None:
-        """Start the relay and consumer tasks (unless the bus is disabled)."""
+        """Run start-up hooks, then start the relay, consumer and background tasks."""
+        for hook in self.startup:
+            await hook(self)
         if not self.settings.enable_bus:
             return
+        self.jobs = [
+            asyncio.create_task(job(self), name=f"{self.name}-{job.__name__}")
+            for job in self.background
+        ]
         self.relay = OutboxRelay(name=self.name, sessions=self.sessions, settings=self.settings)
         self.tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         if self.consumer is not None:
@@ -62,7 +71,11 @@ class ServiceRuntime:
             )
 
     async def stop(self) -> None:
-        """Let the tasks finish what they hold, then close the database."""
+        """Cancel background jobs, let the relay and consumer finish what they hold (their
+        offsets committed), then close the database."""
+        for job in self.jobs:
+            job.cancel()
+        await asyncio.gather(*self.jobs, return_exceptions=True)
         if self.consumer is not None:
             await self.consumer.stop()
         if self.relay is not None:
@@ -111,11 +124,21 @@ def build_service_app(
     topics: Sequence[str] = (),
     handlers: Mapping[str, Handler] | None = None,
     version: str = "0.1.0",
+    startup: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = (),
+    background: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = (),
 ) -> FastAPI:
-    """A FastAPI app for one service, with its bus tasks in the lifespan."""
+    """A FastAPI app for one service, with its bus tasks (and the service's own start-up hooks
+    and background jobs) in the lifespan."""
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    runtime = ServiceRuntime(name=name, settings=settings, engine=engine, sessions=sessions)
+    runtime = ServiceRuntime(
+        name=name,
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        startup=startup,
+        background=background,
+    )
     if topics and handlers:
         runtime.consumer = EventConsumer(
             group_id=name, topics=topics, handlers=handlers, sessions=sessions, settings=settings

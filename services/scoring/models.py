@@ -1,19 +1,38 @@
-"""Scoring database: every score ever given, with the model version that gave it."""
+"""Scoring database: case snapshots, the model registry, every score and every override."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import MoneyMinorUnits, UtcDateTime
+from shared.db import BigIntPK, MoneyMinorUnits, UtcDateTime
 
 
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map = {dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
+
+
+class ScoredCase(Base):
+    """What scoring knows of a case: the inputs to score it again (batch, weekly rescoring)."""
+
+    __tablename__ = "scored_cases"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    days_past_due: Mapped[int] = mapped_column(sa.Integer)
+    amount_outstanding: Mapped[Decimal] = mapped_column(MoneyMinorUnits())
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    industry_risk: Mapped[float] = mapped_column(sa.Float)
+    collateral_type: Mapped[str] = mapped_column(sa.String(16))
+    small_business: Mapped[bool] = mapped_column(sa.Boolean)
+    risk_features: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    broken_promises: Mapped[int] = mapped_column(sa.Integer, default=0)
+    status: Mapped[str] = mapped_column(sa.String(16), default="open", index=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Score(Base):
@@ -31,4 +50,55 @@ class Score(Base):
     industry_risk: Mapped[float] = mapped_column(sa.Float)
     reason_codes: Mapped[list[str]] = mapped_column(sa.JSON)
     source_event_id: Mapped[str] = mapped_column(sa.String(64))
-    scored_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    scored_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    model_key: Mapped[str | None] = mapped_column(sa.String(100), index=True)
+    score_points: Mapped[int | None] = mapped_column(sa.Integer)
+    probability_of_default: Mapped[float | None] = mapped_column(sa.Float)
+    early_warning: Mapped[str | None] = mapped_column(sa.String(8))
+    treatment: Mapped[str | None] = mapped_column(sa.String(32))
+    strategy_rule: Mapped[str | None] = mapped_column(sa.String(64))
+    reasons: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
+    bins: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    challenger: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+
+
+class RegisteredModel(Base):
+    """A scorecard version in the registry: candidate, champion, challenger or retired."""
+
+    __tablename__ = "models"
+
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    model_id: Mapped[str] = mapped_column(sa.String(64))
+    version: Mapped[str] = mapped_column(sa.String(32))
+    role: Mapped[str] = mapped_column(sa.String(16), index=True)
+    traffic_share: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    document: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ModelActivation(Base):
+    """Every role change, in order: the audit trail and what rollback walks back."""
+
+    __tablename__ = "model_activations"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(sa.String(100))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    traffic_share: Mapped[float] = mapped_column(sa.Float)
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    reason: Mapped[str] = mapped_column(sa.String(2000))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ScoreOverride(Base):
+    __tablename__ = "score_overrides"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    score_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    risk_tier: Mapped[str | None] = mapped_column(sa.String(16))
+    priority: Mapped[float | None] = mapped_column(sa.Float)
+    reason: Mapped[str] = mapped_column(sa.String(2000))
+    overridden_by: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,48 +1,245 @@
-"""Scoring use cases. The caller owns the transaction."""
+"""Scoring use cases. The caller (route, handler or job) owns the transaction."""
 
 from __future__ import annotations
 
+import bisect
+import hashlib
+import math
+import time
 import uuid
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring import domain
-from services.scoring.models import Score
-from services.scoring.schemas import CaseScores, ScoreOut
-from shared.contracts import CaseOpened, CaseScored, Envelope, RiskTier, build_envelope
+from services.scoring.models import (
+    ModelActivation,
+    RegisteredModel,
+    Score,
+    ScoredCase,
+    ScoreOverride,
+)
+from services.scoring.schemas import (
+    ActivateIn,
+    BatchOut,
+    CaseScores,
+    ModelDetail,
+    ModelSummary,
+    Monitoring,
+    OverrideIn,
+    OverrideOut,
+    ScoreOut,
+    StabilityRow,
+)
+from services.scoring.scorecard import Scorecard, load_scorecard
+from shared.contracts import (
+    CaseOpened,
+    CaseScored,
+    Reason,
+    RiskTier,
+    ScoreOverridden,
+    build_envelope,
+)
 from shared.contracts.topics import SCORING_EVENTS
-from shared.http import NotFound
+from shared.http import Conflict, DomainError, NotFound
 from shared.outbox import enqueue_event
 
 PRODUCER = "scoring"
+ACTIVE_ROLES = ("champion", "challenger")
+PSI_WARNING, PSI_ALERT = 0.10, 0.25
 
 
-async def score_opened_case(
-    session: AsyncSession, *, event: CaseOpened, envelope: Envelope, now: datetime
+class InvalidActivation(DomainError):
+    status = 422
+    problem_type = "https://qingshou.dev/problems/invalid-activation"
+
+
+@dataclass
+class ScoringContext:
+    """Per-process configuration and a cache of parsed models (documents never change)."""
+
+    cutoffs: domain.TierCutoffs = field(default_factory=domain.TierCutoffs)
+    strategy: tuple[domain.StrategyRule, ...] = domain.DEFAULT_STRATEGY
+    refresh_seconds: float = 2.0
+    _parsed: dict[str, Scorecard] = field(default_factory=dict)
+    _active: list[tuple[str, str, float]] = field(default_factory=list)
+    _loaded_at: float = -math.inf
+
+    async def active_models(self, session: AsyncSession) -> list[tuple[Scorecard, str, float]]:
+        """(model, role, share) of the champion and challengers, refreshed every few seconds."""
+        if time.monotonic() - self._loaded_at > self.refresh_seconds:
+            rows = (
+                await session.execute(
+                    sa.select(
+                        RegisteredModel.key, RegisteredModel.role, RegisteredModel.traffic_share
+                    )
+                    .where(RegisteredModel.role.in_(ACTIVE_ROLES))
+                    .order_by(RegisteredModel.key)
+                )
+            ).all()
+            self._active = [(r.key, r.role, r.traffic_share) for r in rows]
+            for key, _role, _share in self._active:
+                if key not in self._parsed:
+                    document = await session.scalar(
+                        sa.select(RegisteredModel.document).where(RegisteredModel.key == key)
+                    )
+                    assert document is not None
+                    self._parsed[key] = load_scorecard(document)
+            self._loaded_at = time.monotonic()
+        return [(self._parsed[key], role, share) for key, role, share in self._active]
+
+    def forget(self) -> None:
+        """Re-read the registry on next use (after an activation in this process)."""
+        self._loaded_at = -math.inf
+
+
+def traffic_bucket(case_id: uuid.UUID) -> float:
+    """A stable number in [0, 1) per case: the same case always meets the same model."""
+    return int(hashlib.sha256(case_id.bytes).hexdigest()[:8], 16) / 2**32
+
+
+def choose_model(
+    case_id: uuid.UUID, active: list[tuple[Scorecard, str, float]]
+) -> tuple[Scorecard | None, bool]:
+    """The challenger whose traffic slice holds the case, else the champion (or none)."""
+    bucket = traffic_bucket(case_id)
+    cumulative = 0.0
+    for model, role, share in active:
+        if role == "challenger":
+            cumulative += share
+            if bucket < cumulative:
+                return model, True
+    champion = next((m for m, role, _ in active if role == "champion"), None)
+    return champion, False
+
+
+async def record_case_opened(
+    session: AsyncSession,
+    *,
+    event: CaseOpened,
+    correlation_id: str,
+    causation_id: str,
+    now: datetime,
+    ctx: ScoringContext,
 ) -> Score:
-    """Score a newly opened case with the rule model and stage `case.scored`."""
-    result = domain.score_by_rule(
-        domain.RuleInputs(
-            days_past_due=event.days_past_due,
-            amount_outstanding=event.amount_outstanding,
-            industry_risk=event.industry_risk,
+    """Keep the case's inputs and score it."""
+    snapshot = await session.get(ScoredCase, event.case_id)
+    if snapshot is None:
+        snapshot = ScoredCase(case_id=event.case_id, broken_promises=0, status="open")
+        session.add(snapshot)
+    snapshot.days_past_due = event.days_past_due
+    snapshot.amount_outstanding = event.amount_outstanding
+    snapshot.currency = event.currency
+    snapshot.industry_risk = event.industry_risk
+    snapshot.collateral_type = event.collateral_type.value
+    snapshot.small_business = event.small_business
+    snapshot.risk_features = dict(event.risk_features)
+    snapshot.updated_at = now
+    return await score_snapshot(
+        session,
+        snapshot=snapshot,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        source_event_id=causation_id,
+        now=now,
+        ctx=ctx,
+    )
+
+
+async def score_snapshot(
+    session: AsyncSession,
+    *,
+    snapshot: ScoredCase,
+    correlation_id: str,
+    causation_id: str | None,
+    source_event_id: str,
+    now: datetime,
+    ctx: ScoringContext,
+) -> Score:
+    """Score one case with its model (challenger slice or champion; the rule as fallback),
+    store it and stage `case.scored`."""
+    model, challenger = choose_model(snapshot.case_id, await ctx.active_models(session))
+    reasons: list[Reason] = []
+    bins: dict[str, Any] = {}
+    if model is not None:
+        result = model.score(snapshot.risk_features)
+        pd_value = result.probability_of_default
+        tier = domain.tier_for(probability_of_default=pd_value, cutoffs=ctx.cutoffs)
+        priority = domain.scorecard_priority(
+            probability_of_default=pd_value,
+            amount_outstanding=snapshot.amount_outstanding,
+            days_past_due=snapshot.days_past_due,
         )
+        reasons = [
+            Reason(
+                code=r.feature,
+                text=f"{r.label}: {r.band} (-{r.shortfall} points against the best band)",
+                points_lost=r.shortfall,
+            )
+            for r in result.reasons
+        ]
+        for feature in model.features:
+            index, _band = feature.bin_for(snapshot.risk_features.get(feature.name))
+            bins[feature.name] = len(feature.bins) if index < 0 else index
+        bins["__score_band__"] = bisect.bisect_right(model.score_bands.cut_points, result.points)
+        model_id, model_version, points = model.model_id, model.version, result.points
+        warning = domain.early_warning_for(
+            probability_of_default=pd_value, days_past_due=snapshot.days_past_due
+        )
+    else:
+        rule = domain.score_by_rule(
+            domain.RuleInputs(
+                days_past_due=snapshot.days_past_due,
+                amount_outstanding=snapshot.amount_outstanding,
+                industry_risk=snapshot.industry_risk,
+            )
+        )
+        pd_value, points, tier, priority = None, None, rule.risk_tier, rule.priority
+        reasons = [
+            Reason(code=c, text=c.replace("_", " ").lower(), points_lost=0)
+            for c in rule.reason_codes
+        ]
+        model_id, model_version = domain.RULE_MODEL_ID, domain.RULE_MODEL_VERSION
+        warning = domain.early_warning_for(
+            probability_of_default=0.0, days_past_due=snapshot.days_past_due
+        )
+    strategy = domain.recommend(
+        domain.StrategyInputs(
+            days_past_due=snapshot.days_past_due,
+            amount_outstanding=snapshot.amount_outstanding,
+            risk_tier=tier,
+            collateral_type=snapshot.collateral_type,
+            small_business=snapshot.small_business,
+            broken_promises=snapshot.broken_promises,
+        ),
+        ctx.strategy,
     )
     score = Score(
         id=uuid.uuid4(),
-        case_id=event.case_id,
-        model_id=domain.RULE_MODEL_ID,
-        model_version=domain.RULE_MODEL_VERSION,
-        priority=result.priority,
-        risk_tier=result.risk_tier.value,
-        days_past_due=event.days_past_due,
-        amount_outstanding=event.amount_outstanding,
-        currency=event.currency,
-        industry_risk=event.industry_risk,
-        reason_codes=list(result.reason_codes),
-        source_event_id=str(envelope.event_id),
+        case_id=snapshot.case_id,
+        model_id=model_id,
+        model_version=model_version,
+        model_key=f"{model_id}@{model_version}",
+        priority=priority,
+        risk_tier=tier.value,
+        days_past_due=snapshot.days_past_due,
+        amount_outstanding=snapshot.amount_outstanding,
+        currency=snapshot.currency,
+        industry_risk=snapshot.industry_risk,
+        reason_codes=[r.code for r in reasons],
+        reasons=[r.model_dump() for r in reasons],
+        bins=bins,
+        score_points=points,
+        probability_of_default=pd_value,
+        early_warning=warning.value,
+        treatment=strategy.treatment.value,
+        strategy_rule=strategy.name,
+        challenger=challenger,
+        source_event_id=source_event_id,
         scored_at=now,
     )
     session.add(score)
@@ -56,30 +253,337 @@ async def score_opened_case(
                 model_id=score.model_id,
                 model_version=score.model_version,
                 priority=score.priority,
-                risk_tier=RiskTier(score.risk_tier),
+                risk_tier=tier,
                 days_past_due=score.days_past_due,
                 amount_outstanding=score.amount_outstanding,
                 currency=score.currency,
                 reason_codes=score.reason_codes,
                 scored_at=now,
+                probability_of_default=pd_value,
+                score_points=points,
+                early_warning=warning.value,
+                treatment=strategy.treatment.value,
+                strategy_rule=strategy.name,
+                reasons=reasons,
+                challenger=challenger,
             ),
             key=str(score.case_id),
             producer=PRODUCER,
-            correlation_id=envelope.correlation_id,
-            causation_id=str(envelope.event_id),
+            correlation_id=correlation_id,
+            causation_id=causation_id,
         ),
     )
     return score
 
 
+async def rescore(
+    session: AsyncSession,
+    *,
+    case_ids: list[uuid.UUID] | None,
+    correlation_id: str,
+    now: datetime,
+    ctx: ScoringContext,
+    limit: int = 10_000,
+) -> BatchOut:
+    """Score the given (or all open) cases again with the current models."""
+    query = sa.select(ScoredCase).order_by(ScoredCase.case_id).limit(limit)
+    if case_ids is None:
+        query = query.where(ScoredCase.status == "open")
+    else:
+        query = query.where(ScoredCase.case_id.in_(case_ids))
+    snapshots = (await session.scalars(query)).all()
+    for snapshot in snapshots:
+        await score_snapshot(
+            session,
+            snapshot=snapshot,
+            correlation_id=correlation_id,
+            causation_id=None,
+            source_event_id=f"batch:{correlation_id}",
+            now=now,
+            ctx=ctx,
+        )
+    found = {s.case_id for s in snapshots}
+    unknown = [c for c in case_ids or [] if c not in found]
+    return BatchOut(scored=len(snapshots), unknown_case_ids=unknown)
+
+
+async def open_case_ids(
+    session: AsyncSession, *, after: uuid.UUID | None, limit: int
+) -> list[uuid.UUID]:
+    """Keyset page of open case ids (for the weekly rescoring job)."""
+    query = sa.select(ScoredCase.case_id).where(ScoredCase.status == "open")
+    if after is not None:
+        query = query.where(ScoredCase.case_id > after)
+    return list((await session.scalars(query.order_by(ScoredCase.case_id).limit(limit))).all())
+
+
 async def case_scores(session: AsyncSession, *, case_id: uuid.UUID) -> CaseScores:
-    """Every score of a case, newest first; NotFound if it was never scored."""
+    """Every score of a case, newest first, with overrides; NotFound if never scored."""
     rows = (
         await session.scalars(
-            sa.select(Score).where(Score.case_id == case_id).order_by(Score.scored_at.desc())
+            sa.select(Score)
+            .where(Score.case_id == case_id)
+            .order_by(Score.scored_at.desc(), Score.id)
         )
     ).all()
     if not rows:
         raise NotFound(f"case {case_id} has no score yet")
+    overrides = (
+        await session.scalars(
+            sa.select(ScoreOverride)
+            .where(ScoreOverride.case_id == case_id)
+            .order_by(ScoreOverride.created_at.desc())
+        )
+    ).all()
     history = [ScoreOut.model_validate(r) for r in rows]
-    return CaseScores(case_id=case_id, latest=history[0], history=history)
+    latest = history[0]
+    current = [o for o in overrides if o.score_id == latest.id]
+    tier = next((RiskTier(o.risk_tier) for o in current if o.risk_tier), latest.risk_tier)
+    priority = next((o.priority for o in current if o.priority is not None), latest.priority)
+    return CaseScores(
+        case_id=case_id,
+        latest=latest,
+        history=history,
+        overrides=[OverrideOut.model_validate(o) for o in overrides],
+        effective_tier=tier,
+        effective_priority=priority,
+    )
+
+
+async def override_score(
+    session: AsyncSession,
+    *,
+    case_id: uuid.UUID,
+    body: OverrideIn,
+    correlation_id: str,
+    now: datetime,
+) -> OverrideOut:
+    """Record a person's override of the latest score and stage `score.overridden`."""
+    if body.risk_tier is None and body.priority is None:
+        raise InvalidActivation("an override changes the risk tier, the priority or both")
+    latest = await session.scalar(
+        sa.select(Score).where(Score.case_id == case_id).order_by(Score.scored_at.desc()).limit(1)
+    )
+    if latest is None:
+        raise NotFound(f"case {case_id} has no score to override")
+    override = ScoreOverride(
+        id=uuid.uuid4(),
+        case_id=case_id,
+        score_id=latest.id,
+        risk_tier=body.risk_tier.value if body.risk_tier else None,
+        priority=body.priority,
+        reason=body.reason,
+        overridden_by=body.overridden_by,
+        created_at=now,
+    )
+    session.add(override)
+    await enqueue_event(
+        session,
+        topic=SCORING_EVENTS,
+        envelope=build_envelope(
+            ScoreOverridden(
+                case_id=case_id,
+                score_id=latest.id,
+                override_id=override.id,
+                risk_tier=body.risk_tier,
+                priority=body.priority,
+                reason=body.reason,
+                overridden_by=body.overridden_by,
+                overridden_at=now,
+            ),
+            key=str(case_id),
+            producer=PRODUCER,
+            correlation_id=correlation_id,
+        ),
+    )
+    await session.flush()
+    return OverrideOut.model_validate(override)
+
+
+# ----------------------------------------------------------------------------- model registry
+
+
+def _summary(row: RegisteredModel, model: Scorecard) -> dict[str, Any]:
+    auc = model.card.get("test", {}).get("auc")
+    return {
+        "key": row.key,
+        "model_id": row.model_id,
+        "version": row.version,
+        "role": row.role,
+        "traffic_share": row.traffic_share,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "test_auc": auc,
+    }
+
+
+async def register_model(session: AsyncSession, *, model: Scorecard, now: datetime) -> ModelSummary:
+    """Add a scorecard version as a candidate; Conflict if that version exists."""
+    if await session.get(RegisteredModel, model.key) is not None:
+        raise Conflict(f"model {model.key} is already registered; bump the version")
+    row = RegisteredModel(
+        key=model.key,
+        model_id=model.model_id,
+        version=model.version,
+        role="candidate",
+        traffic_share=0.0,
+        document=model.model_dump_json(),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return ModelSummary.model_validate(_summary(row, model))
+
+
+async def ensure_default_model(
+    session: AsyncSession, *, document: bytes | None, now: datetime
+) -> str | None:
+    """Register and promote the default model file when the registry is empty (first start)."""
+    if document is None:
+        return None
+    if await session.scalar(sa.select(sa.func.count()).select_from(RegisteredModel)):
+        return None
+    model = load_scorecard(document)
+    await register_model(session, model=model, now=now)
+    await activate_model(
+        session,
+        key=model.key,
+        body=ActivateIn(role="champion", actor="system", reason="default model at first start"),
+        now=now,
+    )
+    return model.key
+
+
+async def activate_model(
+    session: AsyncSession, *, key: str, body: ActivateIn, now: datetime
+) -> ModelSummary:
+    """Make a model champion (the previous one retires), a challenger, or retire it."""
+    row = await session.get(RegisteredModel, key, with_for_update=True)
+    if row is None:
+        raise NotFound(f"no model {key}")
+    active = (
+        await session.scalars(
+            sa.select(RegisteredModel).where(RegisteredModel.role.in_(ACTIVE_ROLES))
+        )
+    ).all()
+    share = 1.0
+    if body.role == "champion":
+        for other in active:
+            if other.role == "champion" and other.key != key:
+                other.role, other.traffic_share, other.updated_at = "retired", 0.0, now
+                _log(session, other.key, "retired", 0.0, body.actor, f"replaced by {key}", now)
+    elif body.role == "challenger":
+        if row.role == "champion":
+            raise InvalidActivation("the champion cannot become a challenger; promote another")
+        taken = sum(o.traffic_share for o in active if o.role == "challenger" and o.key != key)
+        if taken + body.traffic_share > 0.5 + 1e-9:
+            raise InvalidActivation(
+                f"challengers would take {taken + body.traffic_share:.0%} of traffic; at most 50%"
+            )
+        share = body.traffic_share
+    else:
+        if row.role == "champion":
+            raise InvalidActivation("retiring the champion would leave no model; promote another")
+        share = 0.0
+    row.role, row.traffic_share, row.updated_at = body.role, share, now
+    _log(session, key, body.role, share, body.actor, body.reason, now)
+    await session.flush()
+    return ModelSummary.model_validate(_summary(row, load_scorecard(row.document)))
+
+
+def _log(
+    session: AsyncSession, key: str, role: str, share: float, actor: str, reason: str, now: datetime
+) -> None:
+    session.add(
+        ModelActivation(key=key, role=role, traffic_share=share, actor=actor, reason=reason, at=now)
+    )
+
+
+async def rollback_champion(
+    session: AsyncSession, *, actor: str, reason: str, now: datetime
+) -> ModelSummary:
+    """Reinstate the champion that preceded the current one."""
+    promotions = (
+        await session.scalars(
+            sa.select(ModelActivation.key)
+            .where(ModelActivation.role == "champion")
+            .order_by(ModelActivation.id.desc())
+        )
+    ).all()
+    if not promotions:
+        raise Conflict("no champion has ever been activated")
+    current = promotions[0]
+    previous = next((k for k in promotions[1:] if k != current), None)
+    if previous is None:
+        raise Conflict(f"{current} is the first champion; there is nothing to roll back to")
+    return await activate_model(
+        session,
+        key=previous,
+        body=ActivateIn(role="champion", actor=actor, reason=f"rollback: {reason}"),
+        now=now,
+    )
+
+
+async def list_models(session: AsyncSession) -> list[ModelSummary]:
+    rows = (
+        await session.scalars(sa.select(RegisteredModel).order_by(RegisteredModel.created_at))
+    ).all()
+    return [ModelSummary.model_validate(_summary(r, load_scorecard(r.document))) for r in rows]
+
+
+async def get_model(session: AsyncSession, *, key: str) -> ModelDetail:
+    row = await session.get(RegisteredModel, key)
+    if row is None:
+        raise NotFound(f"no model {key}")
+    model = load_scorecard(row.document)
+    features = [f.model_dump(exclude={"train_shares"}) for f in model.features]
+    return ModelDetail.model_validate(
+        {**_summary(row, model), "card": model.card, "features": features}
+    )
+
+
+def psi(expected: list[float], actual: list[float]) -> float:
+    """Population stability index Σ (a - e)·ln(a/e), empty shares floored at 1e-4."""
+    total = 0.0
+    for e, a in zip(expected, actual, strict=True):
+        e, a = max(e, 1e-4), max(a, 1e-4)
+        total += (a - e) * math.log(a / e)
+    return total
+
+
+def _row(name: str, value: float) -> StabilityRow:
+    status = "alert" if value > PSI_ALERT else "warning" if value > PSI_WARNING else "ok"
+    return StabilityRow(name=name, psi=round(value, 6), status=status)
+
+
+async def monitoring(session: AsyncSession, *, key: str, last: int) -> Monitoring:
+    """PSI of the score and of each feature: the last `last` scores vs the frozen training bins."""
+    row = await session.get(RegisteredModel, key)
+    if row is None:
+        raise NotFound(f"no model {key}")
+    model = load_scorecard(row.document)
+    recent = (
+        await session.scalars(
+            sa.select(Score.bins)
+            .where(Score.model_key == key)
+            .order_by(Score.scored_at.desc())
+            .limit(last)
+        )
+    ).all()
+    if not recent:
+        return Monitoring(model_key=key, scores_compared=0, score_psi=None, features=[])
+    n = len(recent)
+    bands = Counter(int(b.get("__score_band__", 0)) for b in recent)
+    score_actual = [bands.get(i, 0) / n for i in range(len(model.score_bands.train_shares))]
+    features = []
+    for feature in model.features:
+        counts = Counter(int(b.get(feature.name, len(feature.bins))) for b in recent)
+        actual = [counts.get(i, 0) / n for i in range(len(feature.bins) + 1)]
+        features.append(_row(feature.name, psi(feature.train_shares, actual)))
+    return Monitoring(
+        model_key=key,
+        scores_compared=n,
+        score_psi=_row("score", psi(model.score_bands.train_shares, score_actual)),
+        features=sorted(features, key=lambda r: -r.psi),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.scoring.domain import DEFAULT_STRATEGY, StrategyRule, TierCutoffs
 from shared.settings import ServiceSettings
 
 
@@ -19,3 +20,9 @@ class ScoringSettings(ServiceSettings):
         default="var/models/gmsc-scorecard-1.json",
         description="Registered as champion at start-up when the registry is empty.",
     )
+    tier_cutoffs: TierCutoffs = Field(default_factory=TierCutoffs)
+    strategy: list[StrategyRule] = Field(
+        default_factory=lambda: list(DEFAULT_STRATEGY),
+        description="The strategy table (JSON list); first matching rule wins.",
+    )
+    rescore_interval_hours: float = Field(default=168.0, gt=0)

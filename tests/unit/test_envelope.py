@@ -107,7 +107,10 @@ def test_published_schemas_are_up_to_date() -> None:
     assert stale_files() == [], "run `make schemas` and commit the result"
     index = json.loads(render()["index.json"])
     assert {e["type"] for e in index["events"]} == {
-        "case.opened", "case.scored", "score.overridden", "contact.planned"
+        "case.opened",
+        "case.scored",
+        "score.overridden",
+        "contact.planned",
     }
     planned = json.loads(render()["contact.planned.v1.json"])
     assert "planned_at" in planned["required"]

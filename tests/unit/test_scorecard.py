@@ -31,8 +31,15 @@ def synthetic(rows: int = 4000, seed: int = 7) -> pd.DataFrame:
     logit = -3 + 3 * utilisation - 0.03 * (age - 40) + (region == "west") * 1.0
     bad = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
     return pd.DataFrame(
-        {"id": range(rows), "util": utilisation, "age": age, "region": region,
-         "income": income, "noise": rng.normal(size=rows), "bad": bad}
+        {
+            "id": range(rows),
+            "util": utilisation,
+            "age": age,
+            "region": region,
+            "income": income,
+            "noise": rng.normal(size=rows),
+            "bad": bad,
+        }
     )
 
 
@@ -94,7 +101,9 @@ def trained() -> tuple[pd.DataFrame, object]:
     return data, result
 
 
-def test_training_finds_the_signal_and_drops_the_noise(trained: tuple[pd.DataFrame, object]) -> None:
+def test_training_finds_the_signal_and_drops_the_noise(
+    trained: tuple[pd.DataFrame, object],
+) -> None:
     _data, result = trained
     card = result.scorecard  # type: ignore[attr-defined]
     names = {f.name for f in card.features}
@@ -117,7 +126,9 @@ def test_points_add_up_exactly_and_reasons_rank_by_points_lost(
     lost = [r.shortfall for r in scored.reasons]
     assert lost == sorted(lost, reverse=True)
     assert scored.reasons[0].feature == "util"
-    assert scored.probability_of_default == pytest.approx(card.scaling.probability_of_default(scored.points))
+    assert scored.probability_of_default == pytest.approx(
+        card.scaling.probability_of_default(scored.points)
+    )
     best = card.score({"util": 0.0, "age": 79, "region": "north", "income": 20000})
     assert best.points > scored.points
 
