@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,13 +14,35 @@ from shared.stack import SERVICES, LocalStack, sqlite_urls
 from tests.conftest import create_pg_database, drop_pg_database, require_postgres
 
 pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def gmsc_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default model, trained as `make run` trains it (GMSC data cached under ./var)."""
+    path = tmp_path_factory.mktemp("models") / "gmsc-scorecard-1.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.scoring",
+            "setup",
+            "--data-dir",
+            str(ROOT / "var" / "data"),
+        ],
+        env={**os.environ, "SCORING_DEFAULT_MODEL_PATH": str(path)},
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return path
 
 
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, gmsc_model: Path
 ) -> Iterator[LocalStack]:
     """A running system; SQLite files or four fresh PostgreSQL databases."""
     backend = str(request.param)
@@ -35,7 +60,11 @@ def stack(
     running = LocalStack(
         workdir=workdir,
         database_urls=urls,
-        extra_env={"{P}LOG_LEVEL": "INFO", "{P}RELAY_PROBE_INTERVAL_S": "0.5"},
+        extra_env={
+            "{P}LOG_LEVEL": "INFO",
+            "{P}RELAY_PROBE_INTERVAL_S": "0.5",
+            "SCORING_DEFAULT_MODEL_PATH": str(gmsc_model),
+        },
     )
     try:
         running.start()

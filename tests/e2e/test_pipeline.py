@@ -45,6 +45,14 @@ def new_case(i: int, zone: str) -> dict[str, Any]:
         "interest": "12.34",
         "due_date": (date.today() - timedelta(days=(i * 9) % 120 + 1)).isoformat(),
         "industry_risk": (i * 7) % 100,
+        "risk_features": {
+            "RevolvingUtilizationOfUnsecuredLines": (i % 10) / 9,
+            "age": 22 + (i * 5) % 50,
+            "NumberOfTime30-59DaysPastDueNotWorse": i % 3,
+            "DebtRatio": 0.3,
+            "MonthlyIncome": None if i % 4 == 0 else 3000 + 250 * i,
+            "NumberOfTimes90DaysLate": i % 2,
+        },
     }
 
 
@@ -102,7 +110,11 @@ async def test_case_flows_to_a_lawful_planned_contact_and_an_intact_audit_chain(
         for case in posted:
             cid = case["id"]
             score = await wait_for(client, f"{stack.url('scoring')}/v1/scores/{cid}")
-            assert score["latest"]["model_id"] == "priority-rule"
+            latest = score["latest"]
+            assert latest["model_id"] == "gmsc-scorecard"
+            assert 300 < latest["score_points"] < 900
+            assert latest["reasons"], "a scorecard score explains itself"
+            assert latest["treatment"]
             attempts = await wait_for(
                 client,
                 f"{stack.url('contact')}/v1/cases/{cid}/attempts",
