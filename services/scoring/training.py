@@ -34,6 +34,10 @@ class TrainingConfig:
     min_bin_share: float = 0.02
     min_missing_rows: int = 50
     min_iv: float = 0.02
+    # A peak or valley (e.g. debt ratio, whose highest values mostly mean "no income reported")
+    # is kept only when it holds this much more information than the best monotonic binning.
+    allow_turning_point: bool = True
+    turning_point_gain: float = 0.05
     max_categories: int = 50
     scaling: Scaling = field(default_factory=Scaling)
     labels: dict[str, str] = field(default_factory=dict)
@@ -146,18 +150,40 @@ def _cap_bins(bins: list[BinStats], max_bins: int) -> list[BinStats]:
 
 
 def bin_numeric(x: np.ndarray, y: np.ndarray, config: TrainingConfig) -> list[BinStats]:
-    """Monotonic bins for the non-missing values of a numeric feature."""
+    """Bins for the non-missing values of a numeric feature: monotonic in bad rate, or with
+    one turning point (a peak or a valley) when that keeps clearly more information."""
     if len(x) == 0:
         return [BinStats(good=0, bad=0, lower=-math.inf, upper=math.inf)]
     pre = _merge_small(_numeric_prebins(x, y, config), config.min_bin_share * len(x))
     total_good = float(len(y) - y.sum())
     total_bad = float(y.sum())
-    candidates = [
+
+    def iv(bins: list[BinStats]) -> float:
+        return information_value(bins, total_good, total_bad)
+
+    monotonic = [
         _cap_bins(_make_monotonic(list(pre), increasing=direction), config.max_bins)
         for direction in (True, False)
     ]
-    # The direction the data supports keeps more information.
-    best = max(candidates, key=lambda b: information_value(b, total_good, total_bad))
+    best = max(monotonic, key=iv)  # the direction the data supports keeps more information
+    if config.allow_turning_point and len(pre) > 2:
+        shaped = [
+            _cap_bins(
+                _make_monotonic(list(pre[:k]), increasing=peak)
+                + _make_monotonic(list(pre[k:]), increasing=not peak),
+                config.max_bins,
+            )
+            for peak in (True, False)
+            for k in range(1, len(pre))
+        ]
+        turning = max(shaped, key=iv)
+        # Information a pure-noise feature would show with as many bins (chi-square / N):
+        # a turn must beat it clearly, or small samples would bend noise into peaks.
+        rate = total_bad / len(y)
+        noise = (len(turning) - 1) / (len(y) * rate * (1 - rate)) if 0 < rate < 1 else math.inf
+        gain = iv(turning) - iv(best)
+        if gain > config.turning_point_gain * iv(best) and gain > 2 * noise:
+            best = turning
     best[0].lower, best[-1].upper = -math.inf, math.inf  # the ends are open
     return best
 

@@ -175,3 +175,21 @@ def test_bad_targets_are_refused() -> None:
     data["bad"] = 2
     with pytest.raises(ValueError, match="0/1"):
         train_scorecard(data, target="bad", model_id="m", version="1")
+
+
+def test_a_clear_peak_is_kept_and_a_weak_one_is_not() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 10, 20_000)
+    peaked = (rng.random(20_000) < np.where(np.abs(x - 5) < 1.5, 0.30, 0.05)).astype(int)
+    bins = bin_numeric(x, peaked, TrainingConfig())
+    rates = [b.bad_rate for b in bins]
+    top = int(np.argmax(rates))
+    assert 0 < top < len(rates) - 1, rates  # risk rises, then falls
+    assert rates[: top + 1] == sorted(rates[: top + 1])
+    assert rates[top:] == sorted(rates[top:], reverse=True)
+    rising = (rng.random(20_000) < 0.02 + 0.02 * x).astype(int)
+    steady = [b.bad_rate for b in bin_numeric(x, rising, TrainingConfig())]
+    assert steady == sorted(steady)
+    no_turns = bin_numeric(x, peaked, TrainingConfig(allow_turning_point=False))
+    flat = [b.bad_rate for b in no_turns]
+    assert flat in (sorted(flat), sorted(flat, reverse=True))
