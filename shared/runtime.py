@@ -57,12 +57,13 @@ class ServiceRuntime:
         """Run start-up hooks, then start the relay, consumer and background tasks."""
         for hook in self.startup:
             await hook(self)
+        if self.settings.enable_jobs:
+            self.jobs = [
+                asyncio.create_task(job(self), name=f"{self.name}-{job.__name__}")
+                for job in self.background
+            ]
         if not self.settings.enable_bus:
             return
-        self.jobs = [
-            asyncio.create_task(job(self), name=f"{self.name}-{job.__name__}")
-            for job in self.background
-        ]
         self.relay = OutboxRelay(name=self.name, sessions=self.sessions, settings=self.settings)
         self.tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         if self.consumer is not None:

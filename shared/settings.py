@@ -45,3 +45,6 @@ class ServiceSettings(BaseSettings):
     enable_bus: bool = Field(
         default=True, description="Start the consumer and outbox relay with the HTTP app."
     )
+    enable_jobs: bool = Field(
+        default=True, description="Run the service's scheduled jobs (e.g. weekly rescoring)."
+    )

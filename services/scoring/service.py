@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -139,6 +140,49 @@ async def record_case_opened(
     snapshot.small_business = event.small_business
     snapshot.risk_features = dict(event.risk_features)
     snapshot.updated_at = now
+    return await score_snapshot(
+        session,
+        snapshot=snapshot,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        source_event_id=causation_id,
+        now=now,
+        ctx=ctx,
+    )
+
+
+class UnknownCase(Exception):
+    """An event for a case scoring never saw opened (cases.events keeps per-case order, so
+    this is a producer bug): it must surface in the DLQ, not vanish."""
+
+
+async def record_case_change(
+    session: AsyncSession,
+    *,
+    case_id: uuid.UUID,
+    days_past_due: int | None,
+    amount_outstanding: Decimal | None,
+    broken_promises: int | None,
+    correlation_id: str,
+    causation_id: str,
+    now: datetime,
+    ctx: ScoringContext,
+) -> Score | None:
+    """A material change (balance, DPD, payment, broken promise; None keeps a value): update
+    and rescore. A case paid in full is closed and not scored again."""
+    snapshot = await session.get(ScoredCase, case_id)
+    if snapshot is None:
+        raise UnknownCase(f"case {case_id} was never opened for scoring")
+    if days_past_due is not None:
+        snapshot.days_past_due = days_past_due
+    if amount_outstanding is not None:
+        snapshot.amount_outstanding = amount_outstanding
+    if broken_promises is not None:
+        snapshot.broken_promises = max(snapshot.broken_promises, broken_promises)
+    snapshot.updated_at = now
+    if snapshot.amount_outstanding <= 0:
+        snapshot.status = "closed"
+        return None
     return await score_snapshot(
         session,
         snapshot=snapshot,

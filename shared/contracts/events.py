@@ -91,6 +91,53 @@ class CaseOpened(EventPayload):
     risk_features: RiskFeatures = Field(default_factory=dict)
 
 
+class CaseUpdated(EventPayload):
+    """A case's balance, days past due, bucket or stage changed."""
+
+    event_type: ClassVar[str] = "case.updated"
+    event_version: ClassVar[int] = 1
+
+    case_id: uuid.UUID
+    days_past_due: int = Field(ge=0)
+    dpd_bucket: str = Field(max_length=16)
+    stage: str = Field(max_length=32, examples=["reminder", "early", "late", "legal"])
+    amount_outstanding: Money
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    changed: list[str] = Field(default_factory=list, description="Fields that changed.")
+    updated_at: AwareDatetime
+
+
+class PaymentReceived(EventPayload):
+    """A payment was booked against a case (idempotent by the payer's external id)."""
+
+    event_type: ClassVar[str] = "payment.received"
+    event_version: ClassVar[int] = 1
+
+    case_id: uuid.UUID
+    payment_id: uuid.UUID
+    external_payment_id: str = Field(min_length=1, max_length=100)
+    amount: Money
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    received_at: AwareDatetime
+    amount_outstanding_after: Money
+    days_past_due_after: int = Field(ge=0)
+
+
+class PtpBroken(EventPayload):
+    """A promise to pay was not kept by its date (plus grace)."""
+
+    event_type: ClassVar[str] = "ptp.broken"
+    event_version: ClassVar[int] = 1
+
+    case_id: uuid.UUID
+    ptp_id: uuid.UUID
+    promised_amount: Money
+    promised_date: date
+    paid_amount: Money
+    broken_at: AwareDatetime
+    broken_promises_total: int = Field(ge=1, description="Broken promises on this case so far.")
+
+
 class Reason(BaseModel):
     """Why a case scored as it did (PIPL art. 24): a feature band that cost points."""
 
@@ -164,7 +211,15 @@ class ContactPlanned(EventPayload):
     priority: float
 
 
-PAYLOADS: tuple[type[EventPayload], ...] = (CaseOpened, CaseScored, ScoreOverridden, ContactPlanned)
+PAYLOADS: tuple[type[EventPayload], ...] = (
+    CaseOpened,
+    CaseUpdated,
+    PaymentReceived,
+    PtpBroken,
+    CaseScored,
+    ScoreOverridden,
+    ContactPlanned,
+)
 
 REGISTRY: dict[tuple[str, int], type[EventPayload]] = {
     (p.event_type, p.event_version): p for p in PAYLOADS

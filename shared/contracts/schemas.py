@@ -19,6 +19,9 @@ from shared.contracts.topics import CASES_EVENTS, CONTACT_EVENTS, SCORING_EVENTS
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 TOPIC_OF: dict[str, str] = {
     "case.opened": CASES_EVENTS,
+    "case.updated": CASES_EVENTS,
+    "payment.received": CASES_EVENTS,
+    "ptp.broken": CASES_EVENTS,
     "case.scored": SCORING_EVENTS,
     "score.overridden": SCORING_EVENTS,
     "contact.planned": CONTACT_EVENTS,

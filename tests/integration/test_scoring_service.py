@@ -228,3 +228,124 @@ async def test_batch_rescoring_and_monitoring(app: FastAPI, client: httpx.AsyncC
     # Two kinds of applicant only: far from the training population.
     assert report["score_psi"]["status"] == "alert"
     assert {row["name"] for row in report["features"]} >= {"util", "age"}
+
+
+def as_record(envelope_bytes: bytes, offset: int) -> Any:
+    from tests.integration.test_message_processor import record
+
+    return record(envelope_bytes, offset)
+
+
+async def test_material_events_rescore_and_unknown_cases_are_dead_lettered(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    from services.scoring.handlers import make_handlers
+    from shared.bus import MessageProcessor
+    from shared.contracts import CaseUpdated, PaymentReceived, PtpBroken, build_envelope
+
+    proc = MessageProcessor(
+        consumer_name="scoring",
+        handlers=make_handlers(app.state.scoring),
+        max_retries=0,
+        retry_backoff_ms=0,
+    )
+    event = opened(SAFE, dpd=5, amount="60000")
+    cid = event.case_id
+    now = utc_now()
+
+    def env(payload: Any) -> bytes:
+        return build_envelope(
+            payload, key=str(cid), producer="cases", correlation_id="c"
+        ).to_bytes()
+
+    stream = [
+        env(event),
+        env(
+            CaseUpdated(
+                case_id=cid,
+                days_past_due=45,
+                dpd_bucket="31-60",
+                stage="late",
+                amount_outstanding="60000",
+                currency="CNY",
+                updated_at=now,
+            )
+        ),
+        env(
+            PtpBroken(
+                case_id=cid,
+                ptp_id=uuid.uuid4(),
+                promised_amount="1000",
+                promised_date=date(2026, 1, 5),
+                paid_amount="0",
+                broken_at=now,
+                broken_promises_total=2,
+            )
+        ),
+        env(
+            PaymentReceived(
+                case_id=cid,
+                payment_id=uuid.uuid4(),
+                external_payment_id="p-1",
+                amount="60000",
+                currency="CNY",
+                received_at=now,
+                amount_outstanding_after="0",
+                days_past_due_after=0,
+            )
+        ),
+        env(
+            CaseUpdated(
+                case_id=uuid.uuid4(),
+                days_past_due=1,
+                dpd_bucket="1-7",
+                stage="reminder",
+                amount_outstanding="1",
+                currency="CNY",
+                updated_at=now,
+            )
+        ),
+    ]
+    async with app.state.runtime.sessions() as session, session.begin():
+        outcomes = [
+            (await proc.process(session, as_record(value, i))).outcome
+            for i, value in enumerate(stream)
+        ]
+    assert outcomes == ["processed"] * 4 + ["dead_lettered"]
+    history = (await client.get(f"/v1/scores/{cid}")).json()["history"]
+    # Opened, updated and broken promise each scored; the payment closed the case.
+    assert len(history) == 3
+    rules = [h["strategy_rule"] for h in reversed(history)]
+    assert rules[1] != rules[0]  # 45 DPD is another stage than 5
+    assert rules[2] == "broken-promises-legal"
+    rescored = await client.post("/v1/scores:batch", json={})
+    assert rescored.json()["scored"] == 0  # closed cases are not rescored
+
+
+async def test_the_rescoring_job_runs_on_its_interval(
+    url: str, tmp_path: Any, models: tuple[Scorecard, Scorecard]
+) -> None:
+    model_file = tmp_path / "m.json"
+    model_file.write_text(models[0].model_dump_json())
+    application = create_app(
+        ScoringSettings(
+            database_url=url,
+            enable_bus=False,
+            default_model_path=str(model_file),
+            rescore_interval_hours=0.5 / 3600,
+        )
+    )
+    import asyncio
+
+    async with application.router.lifespan_context(application):
+        for _ in range(3):
+            await score(application, opened(RISKY))
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://s"
+        ) as c:
+            await asyncio.sleep(1.6)
+            async with application.state.runtime.sessions() as session:
+                count = await session.scalar(sa.select(sa.func.count()).select_from(outbox))
+            assert count is not None
+            assert count >= 6, count  # three first scores, then at least one rescoring round
+            assert (await c.get("/healthz")).status_code == 200

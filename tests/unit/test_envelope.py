@@ -108,6 +108,9 @@ def test_published_schemas_are_up_to_date() -> None:
     index = json.loads(render()["index.json"])
     assert {e["type"] for e in index["events"]} == {
         "case.opened",
+        "case.updated",
+        "payment.received",
+        "ptp.broken",
         "case.scored",
         "score.overridden",
         "contact.planned",
