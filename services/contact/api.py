@@ -7,9 +7,11 @@ import uuid
 from fastapi import APIRouter, Request
 
 from services.contact import service
-from services.contact.schemas import AttemptOut, CaseAttempts
+from services.contact.schemas import AttemptOut, CaseAttempts, DecisionIn, DecisionOut
+from services.contact.settings import ContactSettings
+from shared.contracts import utc_now
 from shared.http import problem_responses
-from shared.runtime import unit_of_work
+from shared.runtime import runtime_of, unit_of_work
 
 router = APIRouter(prefix="/v1", tags=["contact"])
 
@@ -34,3 +36,16 @@ async def get_case_attempts(case_id: uuid.UUID, request: Request) -> CaseAttempt
 async def get_attempt(attempt_id: uuid.UUID, request: Request) -> AttemptOut:
     async with unit_of_work(request) as session:
         return await service.get_attempt(session, attempt_id=attempt_id)
+
+
+@router.post(
+    "/contact/decisions",
+    response_model=DecisionOut,
+    summary="May this contact happen now? Every objecting rule and the next allowed moment",
+    responses=problem_responses(404),
+)
+async def decide(body: DecisionIn, request: Request) -> DecisionOut:
+    settings = runtime_of(request).settings
+    packs = tuple(settings.rule_packs) if isinstance(settings, ContactSettings) else ("cn",)
+    async with unit_of_work(request) as session:
+        return await service.decide_contact(session, body=body, default_packs=packs, now=utc_now())

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.contact.api import router
-from services.contact.handlers import HANDLERS, TOPICS
+from services.contact.handlers import TOPICS, make_handlers
 from services.contact.settings import ContactSettings
 from shared.runtime import build_service_app
 
 
 def create_app(settings: ContactSettings | None = None) -> FastAPI:
     """The contact API with its consumer of case and score events and its outbox relay."""
+    settings = settings or ContactSettings()
     return build_service_app(
         name="contact",
         title="Qingshou contact",
@@ -19,8 +20,8 @@ def create_app(settings: ContactSettings | None = None) -> FastAPI:
             "Plans contact attempts only inside lawful windows (22:00-08:00 local is never "
             "planned). Publishes `contact.events` for dialers."
         ),
-        settings=settings or ContactSettings(),
+        settings=settings,
         router=router,
         topics=TOPICS,
-        handlers=HANDLERS,
+        handlers=make_handlers(tuple(settings.rule_packs)),
     )

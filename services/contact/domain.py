@@ -67,9 +67,11 @@ def _first_allowed_after(start: datetime, zone: ZoneInfo, window: ContactWindow)
 
 
 class Channel(StrEnum):
-    SMS = "sms"
     CALL = "call"
+    SMS = "sms"
+    EMAIL = "email"
     LETTER = "letter"
+    VISIT = "visit"
 
 
 @dataclass(frozen=True)

@@ -9,23 +9,22 @@ from shared.bus import Handler, Received
 from shared.contracts import CaseOpened, CaseScored, utc_now
 from shared.contracts.topics import CASES_EVENTS, SCORING_EVENTS
 
-
-async def on_case_opened(session: AsyncSession, message: Received) -> None:
-    assert isinstance(message.payload, CaseOpened)
-    await service.record_case_opened(
-        session, event=message.payload, envelope=message.envelope, now=utc_now()
-    )
-
-
-async def on_case_scored(session: AsyncSession, message: Received) -> None:
-    assert isinstance(message.payload, CaseScored)
-    await service.record_case_scored(
-        session, event=message.payload, envelope=message.envelope, now=utc_now()
-    )
-
-
 TOPICS: tuple[str, ...] = (CASES_EVENTS, SCORING_EVENTS)
-HANDLERS: dict[str, Handler] = {
-    CaseOpened.event_type: on_case_opened,
-    CaseScored.event_type: on_case_scored,
-}
+
+
+def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
+    """Handlers that plan under the tenant's rule packs."""
+
+    async def on_case_opened(session: AsyncSession, message: Received) -> None:
+        assert isinstance(message.payload, CaseOpened)
+        await service.record_case_opened(
+            session, event=message.payload, envelope=message.envelope, now=utc_now(), packs=packs
+        )
+
+    async def on_case_scored(session: AsyncSession, message: Received) -> None:
+        assert isinstance(message.payload, CaseScored)
+        await service.record_case_scored(
+            session, event=message.payload, envelope=message.envelope, now=utc_now(), packs=packs
+        )
+
+    return {CaseOpened.event_type: on_case_opened, CaseScored.event_type: on_case_scored}

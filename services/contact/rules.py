@@ -14,15 +14,21 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from services.contact.domain import ContactWindow, is_allowed_at, next_allowed_slot
+from services.contact.domain import Channel, ContactWindow, is_allowed_at, next_allowed_slot
 
-
-class Channel(StrEnum):
-    CALL = "call"
-    SMS = "sms"
-    EMAIL = "email"
-    LETTER = "letter"
-    VISIT = "visit"
+__all__ = [
+    "PACKS",
+    "Attempt",
+    "Channel",
+    "DebtorState",
+    "Decision",
+    "DecisionRequest",
+    "Hold",
+    "Objection",
+    "Policy",
+    "decide",
+    "hours_rule_ids",
+]
 
 
 class Hold(StrEnum):
@@ -132,6 +138,8 @@ class HoursRule(Rule):
     rule_id: str
     citation: str
     window: ContactWindow
+    # Letters are posted, not delivered at an hour; every other channel reaches the person.
+    channels: frozenset[Channel] = frozenset(Channel) - {Channel.LETTER}
 
     def effective(self, policy: Policy) -> ContactWindow:
         if policy.window is None:
@@ -141,6 +149,8 @@ class HoursRule(Rule):
         return ContactWindow(start=start, end=end, rule_id=self.rule_id)
 
     def check(self, ctx: Context, at: datetime) -> Objection | None:
+        if ctx.request.channel not in self.channels:
+            return None
         window = self.effective(ctx.policy)
         if all(is_allowed_at(instant=at, zone=z, window=window) for z in ctx.zones):
             return None
@@ -479,3 +489,10 @@ def decide(
             return Decision(False, tuple(objections), None)
         pending = _objections(ctx, chosen, candidate)
     return Decision(False, tuple(objections), candidate)
+
+
+def hours_rule_ids(packs: Iterable[str]) -> str:
+    """The local-time rules the packs apply (recorded on each planned attempt)."""
+    return ",".join(
+        rule.rule_id for name in packs for rule in PACKS[name].rules if isinstance(rule, HoursRule)
+    )

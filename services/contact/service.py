@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.contact import domain
+from services.contact import domain, rules
 from services.contact.models import ContactAttempt, ContactCase
-from services.contact.schemas import AttemptOut, CaseAttempts
+from services.contact.schemas import (
+    AttemptOut,
+    CaseAttempts,
+    DecisionIn,
+    DecisionOut,
+    ObjectionOut,
+)
 from shared.contracts import CaseOpened, CaseScored, ContactPlanned, Envelope, build_envelope
 from shared.contracts.topics import CONTACT_EVENTS
-from shared.http import NotFound
+from shared.http import DomainError, NotFound
 from shared.outbox import enqueue_event
 
 PRODUCER = "contact"
+log = logging.getLogger(__name__)
 
 
 async def _contact_case(session: AsyncSession, *, case_id: uuid.UUID, now: datetime) -> ContactCase:
@@ -29,7 +37,12 @@ async def _contact_case(session: AsyncSession, *, case_id: uuid.UUID, now: datet
 
 
 async def record_case_opened(
-    session: AsyncSession, *, event: CaseOpened, envelope: Envelope, now: datetime
+    session: AsyncSession,
+    *,
+    event: CaseOpened,
+    envelope: Envelope,
+    now: datetime,
+    packs: tuple[str, ...] = ("cn",),
 ) -> ContactAttempt | None:
     """Remember the debtor's zone and DPD; plan the first attempt if the score is already in."""
     case = await _contact_case(session, case_id=event.case_id, now=now)
@@ -38,11 +51,16 @@ async def record_case_opened(
     if case.days_past_due is None:
         case.days_past_due = event.days_past_due
     case.updated_at = now
-    return await _plan_first_attempt(session, case=case, envelope=envelope, now=now)
+    return await _plan_first_attempt(session, case=case, envelope=envelope, now=now, packs=packs)
 
 
 async def record_case_scored(
-    session: AsyncSession, *, event: CaseScored, envelope: Envelope, now: datetime
+    session: AsyncSession,
+    *,
+    event: CaseScored,
+    envelope: Envelope,
+    now: datetime,
+    packs: tuple[str, ...] = ("cn",),
 ) -> ContactAttempt | None:
     """Keep the latest score; plan the first attempt if the case itself is already known."""
     case = await _contact_case(session, case_id=event.case_id, now=now)
@@ -51,11 +69,34 @@ async def record_case_scored(
     case.days_past_due = event.days_past_due
     case.scored_event_id = str(envelope.event_id)
     case.updated_at = now
-    return await _plan_first_attempt(session, case=case, envelope=envelope, now=now)
+    return await _plan_first_attempt(session, case=case, envelope=envelope, now=now, packs=packs)
+
+
+async def debtor_state(session: AsyncSession, *, debtor_id: uuid.UUID) -> rules.DebtorState:
+    """What the rules need to know of a debtor, from contact's own records (the one count
+    across agencies and dialers). Attempts become history once carried out; holds, opt-outs
+    and consents arrive with the case and outcome events of the next steps."""
+    done = (
+        await session.scalars(
+            sa.select(ContactAttempt).where(
+                ContactAttempt.debtor_id == debtor_id, ContactAttempt.status == "completed"
+            )
+        )
+    ).all()
+    history = tuple(
+        rules.Attempt(at=a.planned_at, channel=domain.Channel(a.channel), debt_id=str(a.case_id))
+        for a in done
+    )
+    return rules.DebtorState(history=history)
 
 
 async def _plan_first_attempt(
-    session: AsyncSession, *, case: ContactCase, envelope: Envelope, now: datetime
+    session: AsyncSession,
+    *,
+    case: ContactCase,
+    envelope: Envelope,
+    now: datetime,
+    packs: tuple[str, ...],
 ) -> ContactAttempt | None:
     if (
         case.time_zone is None
@@ -70,9 +111,26 @@ async def _plan_first_attempt(
     if already is not None:
         return None
     zone = ZoneInfo(case.time_zone)
-    window = domain.CN_WINDOW
     first = domain.first_contact_for(days_past_due=case.days_past_due)
-    slot = domain.next_allowed_slot(earliest=now, zone=zone, window=window)
+    decision = rules.decide(
+        rules.DecisionRequest(
+            debtor_id=str(case.debtor_id),
+            debt_id=str(case.case_id),
+            channel=first.channel,
+            at=now,
+            zones=(case.time_zone,),
+        ),
+        await debtor_state(session, debtor_id=case.debtor_id),
+        packs=packs,
+    )
+    if decision.next_allowed_at is None:
+        log.warning(
+            "case %s: no lawful slot (%s)",
+            case.case_id,
+            ", ".join(o.rule_id for o in decision.objections),
+        )
+        return None
+    slot = decision.next_allowed_at.astimezone(UTC)
     attempt = ContactAttempt(
         id=uuid.uuid4(),
         case_id=case.case_id,
@@ -85,7 +143,7 @@ async def _plan_first_attempt(
         planned_at=slot,
         local_planned_at=slot.astimezone(zone).isoformat(),
         time_zone=case.time_zone,
-        window_rule_id=window.rule_id,
+        window_rule_id=rules.hours_rule_ids(packs),
         priority=case.priority,
         created_at=now,
     )
@@ -137,3 +195,48 @@ async def get_attempt(session: AsyncSession, *, attempt_id: uuid.UUID) -> Attemp
     if found is None:
         raise NotFound(f"no contact attempt {attempt_id}")
     return AttemptOut.model_validate(found)
+
+
+class UnknownPack(DomainError):
+    status = 422
+    problem_type = "https://qingshou.dev/problems/unknown-rule-pack"
+
+
+async def decide_contact(
+    session: AsyncSession, *, body: DecisionIn, default_packs: tuple[str, ...], now: datetime
+) -> DecisionOut:
+    """Run the decision engine for one proposed contact against contact's own records."""
+    packs = tuple(body.packs or default_packs)
+    unknown = [p for p in packs if p not in rules.PACKS]
+    if unknown:
+        raise UnknownPack(f"unknown rule packs {unknown}; choose from {sorted(rules.PACKS)}")
+    zones = body.zones
+    if zones is None:
+        case = await session.get(ContactCase, body.case_id)
+        if case is None or case.time_zone is None:
+            raise NotFound(f"contact does not know case {body.case_id}; pass its zones")
+        zones = [case.time_zone]
+    decision = rules.decide(
+        rules.DecisionRequest(
+            debtor_id=str(body.debtor_id),
+            debt_id=str(body.case_id),
+            channel=body.channel,
+            at=body.at or now,
+            zones=tuple(zones),
+            agency=body.agency,
+            third_party=body.third_party,
+            consented=body.consented,
+        ),
+        await debtor_state(session, debtor_id=body.debtor_id),
+        packs=packs,
+    )
+    return DecisionOut(
+        allowed=decision.allowed,
+        next_allowed_at=decision.next_allowed_at,
+        objections=[
+            ObjectionOut(rule_id=o.rule_id, citation=o.citation, reason=o.reason, until=o.until)
+            for o in decision.objections
+        ],
+        packs=[f"{p}@{rules.PACKS[p].version}" for p in packs],
+        evaluated_at=now,
+    )

@@ -121,3 +121,47 @@ async def test_either_order_plans_one_lawful_attempt(app: FastAPI, scored_first:
         one = await c.get(f"/v1/attempts/{body['attempts'][0]['id']}")
         assert one.status_code == 200
         assert (await c.get(f"/v1/cases/{uuid.uuid4()}/attempts")).status_code == 404
+
+
+async def test_decisions_api_names_rules_and_next_moment(app: FastAPI) -> None:
+    opened, _scored = events(dpd=3)
+    env_opened = build_envelope(
+        opened, key=str(opened.case_id), producer="cases", correlation_id="c"
+    )
+    async with app.state.runtime.sessions() as s, s.begin():
+        await service.record_case_opened(s, event=opened, envelope=env_opened, now=LATE_EVENING)
+    base = {"debtor_id": str(opened.debtor_id), "case_id": str(opened.case_id), "channel": "call"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        night = await c.post("/v1/contact/decisions", json={**base, "at": "2026-03-04T15:30:00Z"})
+        assert night.status_code == 200, night.text
+        body = night.json()
+        assert body["allowed"] is False
+        assert [o["rule_id"] for o in body["objections"]] == ["CN-HOURS"]
+        assert body["next_allowed_at"] == "2026-03-05T00:00:00Z"  # 08:00 in Shanghai
+        assert body["packs"] == ["cn@2026.11"]
+        day = await c.post("/v1/contact/decisions", json={**base, "at": "2026-03-05T02:00:00Z"})
+        assert day.json()["allowed"] is True
+        us = await c.post(
+            "/v1/contact/decisions",
+            json={
+                **base,
+                "at": "2026-03-05T12:30:00Z",
+                "packs": ["us-federal"],
+                "zones": ["America/New_York", "America/Los_Angeles"],
+            },
+        )
+        assert [o["rule_id"] for o in us.json()["objections"]] == ["US-HOURS"]
+        assert us.json()["next_allowed_at"] == "2026-03-05T16:00:00Z"  # 08:00 in Los Angeles
+        for bad, field in (
+            ({**base, "at": "2026-03-05T02:00:00"}, "body.at"),
+            ({**base, "channel": "pigeon"}, "body.channel"),
+            ({**base, "zones": ["Mars/Base"]}, "body.zones.0"),
+        ):
+            response = await c.post("/v1/contact/decisions", json=bad)
+            assert response.status_code == 422, bad
+            assert field in [p["name"] for p in response.json()["invalid-params"]]
+        pack = await c.post("/v1/contact/decisions", json={**base, "packs": ["mars"]})
+        assert pack.status_code == 422
+        assert "mars" in pack.json()["detail"]
+        unknown = await c.post("/v1/contact/decisions", json={**base, "case_id": str(uuid.uuid4())})
+        assert unknown.status_code == 404
