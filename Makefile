@@ -50,6 +50,7 @@ bench: $(BENCH_STAMP)  ## benchmarks (not part of `make test`); each prints its 
 	$(PY) bench/pipeline.py
 	$(PY) bench/scorecard_quality.py
 	$(PY) bench/scoring_throughput.py
+	$(PY) bench/contact_decisions.py
 
 schemas: $(STAMP)  ## regenerate the published JSON Schemas of the events
 	$(PY) -m shared.contracts.schemas --write

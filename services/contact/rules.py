@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from services.contact.domain import Channel, ContactWindow, is_allowed_at, next_allowed_slot
@@ -102,12 +103,18 @@ class Policy:
     min_gap: timedelta | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Context:
     request: DecisionRequest
     state: DebtorState
     policy: Policy
     zones: tuple[ZoneInfo, ...]
+
+    @cached_property
+    def history_days(self) -> tuple[date, ...]:
+        """Local day (first zone) of each past attempt: computed once per decision."""
+        zone = self.zones[0]
+        return tuple(a.at.astimezone(zone).date() for a in self.state.history)
 
 
 class Rule:
@@ -263,10 +270,8 @@ class DailyCapRule(Rule):
         day = _local_day(at, zone)
         used = sum(
             1
-            for a in ctx.state.history
-            if a.channel is self.channel
-            and (a.connected or not self.connected_only)
-            and _local_day(a.at, zone) == day
+            for a, d in zip(ctx.state.history, ctx.history_days, strict=True)
+            if d == day and a.channel is self.channel and (a.connected or not self.connected_only)
         )
         if used < cap:
             return None
@@ -288,10 +293,10 @@ class RollingCapRule(Rule):
     days: int = 7
     exclude_consented: bool = True
 
-    def _counts(self, ctx: Context, zone: ZoneInfo) -> list[date]:
+    def _counts(self, ctx: Context) -> list[date]:
         return sorted(
-            _local_day(a.at, zone)
-            for a in ctx.state.history
+            d
+            for a, d in zip(ctx.state.history, ctx.history_days, strict=True)
             if a.debt_id == ctx.request.debt_id
             and a.channel in self.channels
             and not (self.exclude_consented and a.consented)
@@ -302,7 +307,7 @@ class RollingCapRule(Rule):
             return None
         cap = min(self.cap, ctx.policy.caps.get(self.rule_id, self.cap))
         zone = ctx.zones[0]
-        days = self._counts(ctx, zone)
+        days = self._counts(ctx)
         today = _local_day(at, zone)
         for offset in range(self.days + 1):
             day = today + timedelta(days=offset)
@@ -330,9 +335,9 @@ class ConversationQuietRule(Rule):
             return None
         zone = ctx.zones[0]
         talks = [
-            _local_day(a.at, zone)
-            for a in ctx.state.history
-            if a.debt_id == ctx.request.debt_id and a.conversation
+            d
+            for a, d in zip(ctx.state.history, ctx.history_days, strict=True)
+            if a.conversation and a.debt_id == ctx.request.debt_id
         ]
         if not talks:
             return None
