@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from services.contact import service
-from services.contact.schemas import AttemptOut, CaseAttempts, DecisionIn, DecisionOut
+from services.contact.schemas import (
+    AttemptOut,
+    CaseAttempts,
+    DecisionIn,
+    DecisionOut,
+    OutcomeRecorded,
+)
 from services.contact.settings import ContactSettings
-from shared.contracts import utc_now
+from shared.contracts import ContactOutcome, utc_now
 from shared.http import problem_responses
+from shared.logging import correlation_id
 from shared.runtime import runtime_of, unit_of_work
 
 router = APIRouter(prefix="/v1", tags=["contact"])
@@ -49,3 +56,31 @@ async def decide(body: DecisionIn, request: Request) -> DecisionOut:
     packs = tuple(settings.rule_packs) if isinstance(settings, ContactSettings) else ("cn",)
     async with unit_of_work(request) as session:
         return await service.decide_contact(session, body=body, default_packs=packs, now=utc_now())
+
+
+def _packs(request: Request) -> tuple[str, ...]:
+    settings = runtime_of(request).settings
+    return tuple(settings.rule_packs) if isinstance(settings, ContactSettings) else ("cn",)
+
+
+@router.post(
+    "/contact/outcomes",
+    response_model=OutcomeRecorded,
+    status_code=201,
+    summary="Report what happened on an attempt (idempotent by outcome_id; never dropped)",
+    responses=problem_responses(),
+)
+async def report_outcome(
+    body: ContactOutcome, request: Request, response: Response
+) -> OutcomeRecorded:
+    async with unit_of_work(request) as session:
+        flags, duplicate = await service.record_outcome(
+            session,
+            outcome=body,
+            correlation_id=correlation_id.get() or str(uuid.uuid4()),
+            now=utc_now(),
+            packs=_packs(request),
+        )
+    if duplicate:
+        response.status_code = 200
+    return OutcomeRecorded(outcome_id=body.outcome_id, flags=flags, duplicate=duplicate)

@@ -6,10 +6,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contact import service
 from shared.bus import Handler, Received
-from shared.contracts import CaseOpened, CaseScored, utc_now
-from shared.contracts.topics import CASES_EVENTS, SCORING_EVENTS
+from shared.contracts import CaseOpened, CaseScored, ContactOutcome, utc_now
+from shared.contracts.topics import CASES_EVENTS, CONTACT_OUTCOMES, SCORING_EVENTS
 
-TOPICS: tuple[str, ...] = (CASES_EVENTS, SCORING_EVENTS)
+TOPICS: tuple[str, ...] = (CASES_EVENTS, SCORING_EVENTS, CONTACT_OUTCOMES)
 
 
 def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
@@ -27,4 +27,18 @@ def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
             session, event=message.payload, envelope=message.envelope, now=utc_now(), packs=packs
         )
 
-    return {CaseOpened.event_type: on_case_opened, CaseScored.event_type: on_case_scored}
+    async def on_outcome(session: AsyncSession, message: Received) -> None:
+        assert isinstance(message.payload, ContactOutcome)
+        await service.record_outcome(
+            session,
+            outcome=message.payload,
+            correlation_id=message.envelope.correlation_id,
+            now=utc_now(),
+            packs=packs,
+        )
+
+    return {
+        CaseOpened.event_type: on_case_opened,
+        CaseScored.event_type: on_case_scored,
+        ContactOutcome.event_type: on_outcome,
+    }

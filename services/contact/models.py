@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -12,7 +13,7 @@ from shared.db import UtcDateTime
 
 
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map = {dict[str, Any]: sa.JSON, list[str]: sa.JSON}
 
 
 class ContactCase(Base):
@@ -27,6 +28,7 @@ class ContactCase(Base):
     priority: Mapped[float | None] = mapped_column(sa.Float)
     risk_tier: Mapped[str | None] = mapped_column(sa.String(16))
     scored_event_id: Mapped[str | None] = mapped_column(sa.String(64))
+    human_only: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
@@ -48,3 +50,25 @@ class ContactAttempt(Base):
     window_rule_id: Mapped[str] = mapped_column(sa.String(32))
     priority: Mapped[float] = mapped_column(sa.Float)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    result: Mapped[str | None] = mapped_column(sa.String(32))
+
+
+class ContactOutcomeRecord(Base):
+    """Every outcome a dialer or gateway reported: the history the caps are counted on,
+    across agencies and dialers (a new dialer starts from the same counts)."""
+
+    __tablename__ = "contact_outcomes"
+
+    outcome_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    attempt_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    debtor_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    result: Mapped[str] = mapped_column(sa.String(32))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    automated: Mapped[bool] = mapped_column(sa.Boolean)
+    agency: Mapped[str | None] = mapped_column(sa.String(100))
+    dialer: Mapped[str] = mapped_column(sa.String(100))
+    flags: Mapped[list[str]] = mapped_column(sa.JSON)
+    details: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -145,8 +145,9 @@ class HoursRule(Rule):
     rule_id: str
     citation: str
     window: ContactWindow
-    # Letters are posted, not delivered at an hour; every other channel reaches the person.
-    channels: frozenset[Channel] = frozenset(Channel) - {Channel.LETTER}
+    # Every channel, letters included: nothing is released to a gateway, printer or field
+    # agent outside the window (a tenant may not loosen this, only add channels' own rules).
+    channels: frozenset[Channel] = frozenset(Channel)
 
     def effective(self, policy: Policy) -> ContactWindow:
         if policy.window is None:

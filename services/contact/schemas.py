@@ -84,3 +84,9 @@ class DecisionOut(BaseModel):
     objections: list[ObjectionOut]
     packs: list[str] = Field(description="Rule packs applied, as name@version.")
     evaluated_at: datetime
+
+
+class OutcomeRecorded(BaseModel):
+    outcome_id: uuid.UUID
+    flags: list[str] = Field(description="What compliance will look at; empty when all is well.")
+    duplicate: bool = Field(description="This outcome id was already recorded; nothing changed.")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contact import domain, rules
-from services.contact.models import ContactAttempt, ContactCase
+from services.contact.models import ContactAttempt, ContactCase, ContactOutcomeRecord
 from services.contact.schemas import (
     AttemptOut,
     CaseAttempts,
@@ -19,7 +19,17 @@ from services.contact.schemas import (
     DecisionOut,
     ObjectionOut,
 )
-from shared.contracts import CaseOpened, CaseScored, ContactPlanned, Envelope, build_envelope
+from shared.contracts import (
+    CaseOpened,
+    CaseScored,
+    ContactEscalated,
+    ContactOutcome,
+    ContactOutcomeRecorded,
+    ContactPlanned,
+    Envelope,
+    OutcomeResult,
+    build_envelope,
+)
 from shared.contracts.topics import CONTACT_EVENTS
 from shared.http import DomainError, NotFound
 from shared.outbox import enqueue_event
@@ -72,22 +82,162 @@ async def record_case_scored(
     return await _plan_first_attempt(session, case=case, envelope=envelope, now=now, packs=packs)
 
 
+CONNECTED = frozenset(
+    {
+        OutcomeResult.RIGHT_PARTY_CONTACT,
+        OutcomeResult.THIRD_PARTY,
+        OutcomeResult.PROMISE_TO_PAY,
+        OutcomeResult.REFUSED,
+        OutcomeResult.DISPUTE_RAISED,
+        OutcomeResult.CALLBACK_REQUESTED,
+        OutcomeResult.AGITATED,
+    }
+)
+CONVERSATION = CONNECTED - {OutcomeResult.THIRD_PARTY}
+AGITATED_IN_A_ROW = 3
+
+
 async def debtor_state(session: AsyncSession, *, debtor_id: uuid.UUID) -> rules.DebtorState:
-    """What the rules need to know of a debtor, from contact's own records (the one count
-    across agencies and dialers). Attempts become history once carried out; holds, opt-outs
-    and consents arrive with the case and outcome events of the next steps."""
-    done = (
+    """What the rules need to know of a debtor, from contact's own records: every reported
+    outcome, whichever agency or dialer carried it out (the one count). Holds, opt-outs and
+    consents arrive with the case events of the next steps."""
+    outcomes = (
         await session.scalars(
-            sa.select(ContactAttempt).where(
-                ContactAttempt.debtor_id == debtor_id, ContactAttempt.status == "completed"
-            )
+            sa.select(ContactOutcomeRecord)
+            .where(ContactOutcomeRecord.debtor_id == debtor_id)
+            .order_by(ContactOutcomeRecord.occurred_at)
         )
     ).all()
     history = tuple(
-        rules.Attempt(at=a.planned_at, channel=domain.Channel(a.channel), debt_id=str(a.case_id))
-        for a in done
+        rules.Attempt(
+            at=o.occurred_at,
+            channel=domain.Channel(o.channel),
+            debt_id=str(o.case_id),
+            connected=OutcomeResult(o.result) in CONNECTED,
+            conversation=o.channel == "call" and OutcomeResult(o.result) in CONVERSATION,
+            agency=o.agency,
+        )
+        for o in outcomes
     )
     return rules.DebtorState(history=history)
+
+
+async def record_outcome(
+    session: AsyncSession,
+    *,
+    outcome: ContactOutcome,
+    correlation_id: str,
+    now: datetime,
+    packs: tuple[str, ...],
+) -> tuple[list[str], bool]:
+    """Store an outcome once (by the dialer's id) and flag what compliance must look at;
+    never drop one. Returns (flags, duplicate)."""
+    existing = await session.get(ContactOutcomeRecord, outcome.outcome_id)
+    if existing is not None:
+        return list(existing.flags), True
+    attempt = await session.get(ContactAttempt, outcome.attempt_id) if outcome.attempt_id else None
+    case = await session.get(ContactCase, outcome.case_id)
+    flags: list[str] = []
+    if attempt is None:
+        flags.append("never_planned")
+    elif attempt.case_id != outcome.case_id:
+        flags.append("attempt_of_another_case")
+    elif outcome.occurred_at < attempt.planned_at - timedelta(minutes=1):
+        flags.append("before_planned_slot")
+    zone = (case.time_zone if case else None) or (attempt.time_zone if attempt else None)
+    if zone is None:
+        flags.append("unknown_case")
+    else:
+        hours = {r for r in rules.hours_rule_ids(packs).split(",") if r}
+        verdict = rules.decide(
+            rules.DecisionRequest(
+                debtor_id=str(case.debtor_id if case else attempt.debtor_id if attempt else ""),
+                debt_id=str(outcome.case_id),
+                channel=domain.Channel(outcome.channel),
+                at=outcome.occurred_at,
+                zones=(zone,),
+            ),
+            rules.DebtorState(),
+            packs=packs,
+        )
+        flags.extend(
+            f"forbidden_time:{o.rule_id}" for o in verdict.objections if o.rule_id in hours
+        )
+    debtor_id = case.debtor_id if case else attempt.debtor_id if attempt else None
+    session.add(
+        ContactOutcomeRecord(
+            outcome_id=outcome.outcome_id,
+            attempt_id=outcome.attempt_id,
+            case_id=outcome.case_id,
+            debtor_id=debtor_id,
+            channel=outcome.channel,
+            result=outcome.result.value,
+            occurred_at=outcome.occurred_at,
+            automated=outcome.automated,
+            agency=outcome.agency,
+            dialer=outcome.dialer,
+            flags=flags,
+            details=outcome.model_dump(
+                mode="json", include={"promised_amount", "promised_date", "duration_seconds"}
+            ),
+            received_at=now,
+        )
+    )
+    if attempt is not None and attempt.case_id == outcome.case_id:
+        attempt.status = "completed"
+        attempt.result = outcome.result.value
+    await session.flush()
+    await enqueue_event(
+        session,
+        topic=CONTACT_EVENTS,
+        envelope=build_envelope(
+            ContactOutcomeRecorded(
+                outcome_id=outcome.outcome_id,
+                attempt_id=outcome.attempt_id,
+                case_id=outcome.case_id,
+                debtor_id=debtor_id,
+                channel=outcome.channel,
+                result=outcome.result,
+                occurred_at=outcome.occurred_at,
+                flags=flags,
+            ),
+            key=str(outcome.case_id),
+            producer=PRODUCER,
+            correlation_id=correlation_id,
+        ),
+    )
+    if case is not None and not case.human_only and await _agitated_in_a_row(session, case=case):
+        case.human_only = True
+        await enqueue_event(
+            session,
+            topic=CONTACT_EVENTS,
+            envelope=build_envelope(
+                ContactEscalated(
+                    case_id=case.case_id,
+                    reason=f"{AGITATED_IN_A_ROW} agitated outcomes in a row on automated channels",
+                    escalated_at=now,
+                ),
+                key=str(case.case_id),
+                producer=PRODUCER,
+                correlation_id=correlation_id,
+            ),
+        )
+    return flags, False
+
+
+async def _agitated_in_a_row(session: AsyncSession, *, case: ContactCase) -> bool:
+    last = (
+        await session.scalars(
+            sa.select(ContactOutcomeRecord.result)
+            .where(
+                ContactOutcomeRecord.case_id == case.case_id,
+                ContactOutcomeRecord.automated.is_(True),
+            )
+            .order_by(ContactOutcomeRecord.occurred_at.desc())
+            .limit(AGITATED_IN_A_ROW)
+        )
+    ).all()
+    return len(last) == AGITATED_IN_A_ROW and all(r == OutcomeResult.AGITATED for r in last)
 
 
 async def _plan_first_attempt(

@@ -211,6 +211,72 @@ class ContactPlanned(EventPayload):
     priority: float
 
 
+class OutcomeResult(StrEnum):
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    WRONG_NUMBER = "wrong_number"
+    RIGHT_PARTY_CONTACT = "right_party_contact"
+    THIRD_PARTY = "third_party"
+    PROMISE_TO_PAY = "promise_to_pay"
+    REFUSED = "refused"
+    DISPUTE_RAISED = "dispute_raised"
+    CALLBACK_REQUESTED = "callback_requested"
+    AGITATED = "agitated"
+
+
+class ContactOutcome(EventPayload):
+    """What happened on an attempt, reported by a dialer or gateway (topic contact.outcomes,
+    or POST /v1/contact/outcomes). `outcome_id` is the dialer's own id: resending is harmless."""
+
+    event_type: ClassVar[str] = "contact.outcome"
+    event_version: ClassVar[int] = 1
+
+    outcome_id: uuid.UUID
+    attempt_id: uuid.UUID | None = Field(
+        default=None, description="The planned attempt; null or unknown ids are kept and flagged."
+    )
+    case_id: uuid.UUID
+    channel: str = Field(pattern=r"^(call|sms|email|letter|visit)$")
+    result: OutcomeResult
+    occurred_at: AwareDatetime
+    automated: bool = Field(default=False, description="IVR, robocall or automated message.")
+    agency: str | None = Field(default=None, max_length=100)
+    dialer: str = Field(min_length=1, max_length=100)
+    promised_amount: Money | None = None
+    promised_date: date | None = None
+    duration_seconds: int | None = Field(default=None, ge=0, le=86_400)
+
+
+class ContactOutcomeRecorded(EventPayload):
+    """Contact stored an outcome, with what compliance should look at (`flags`)."""
+
+    event_type: ClassVar[str] = "contact.outcome_recorded"
+    event_version: ClassVar[int] = 1
+
+    outcome_id: uuid.UUID
+    attempt_id: uuid.UUID | None
+    case_id: uuid.UUID
+    debtor_id: uuid.UUID | None
+    channel: str
+    result: OutcomeResult
+    occurred_at: AwareDatetime
+    flags: list[str] = Field(
+        default_factory=list, examples=[["never_planned", "forbidden_time:CN-HOURS"]]
+    )
+
+
+class ContactEscalated(EventPayload):
+    """The case goes to a human collector (e.g. three agitated outcomes in a row on automated
+    channels)."""
+
+    event_type: ClassVar[str] = "contact.escalated"
+    event_version: ClassVar[int] = 1
+
+    case_id: uuid.UUID
+    reason: str
+    escalated_at: AwareDatetime
+
+
 PAYLOADS: tuple[type[EventPayload], ...] = (
     CaseOpened,
     CaseUpdated,
@@ -219,6 +285,9 @@ PAYLOADS: tuple[type[EventPayload], ...] = (
     CaseScored,
     ScoreOverridden,
     ContactPlanned,
+    ContactOutcome,
+    ContactOutcomeRecorded,
+    ContactEscalated,
 )
 
 REGISTRY: dict[tuple[str, int], type[EventPayload]] = {

@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import PAYLOADS
-from shared.contracts.topics import CASES_EVENTS, CONTACT_EVENTS, SCORING_EVENTS
+from shared.contracts.topics import CASES_EVENTS, CONTACT_EVENTS, CONTACT_OUTCOMES, SCORING_EVENTS
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 TOPIC_OF: dict[str, str] = {
@@ -25,6 +25,9 @@ TOPIC_OF: dict[str, str] = {
     "case.scored": SCORING_EVENTS,
     "score.overridden": SCORING_EVENTS,
     "contact.planned": CONTACT_EVENTS,
+    "contact.outcome": CONTACT_OUTCOMES,
+    "contact.outcome_recorded": CONTACT_EVENTS,
+    "contact.escalated": CONTACT_EVENTS,
 }
 
 

@@ -165,3 +165,112 @@ async def test_decisions_api_names_rules_and_next_moment(app: FastAPI) -> None:
         assert "mars" in pack.json()["detail"]
         unknown = await c.post("/v1/contact/decisions", json={**base, "case_id": str(uuid.uuid4())})
         assert unknown.status_code == 404
+
+
+async def test_outcomes_are_kept_once_flagged_and_counted(app: FastAPI) -> None:
+    opened, scored = events(dpd=10)
+    cid = opened.case_id
+    env_o = build_envelope(opened, key=str(cid), producer="cases", correlation_id="c")
+    env_s = build_envelope(scored, key=str(cid), producer="scoring", correlation_id="c")
+    async with app.state.runtime.sessions() as s, s.begin():
+        await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
+        attempt = await service.record_case_scored(
+            s, event=scored, envelope=env_s, now=LATE_EVENING
+        )
+    assert attempt is not None
+
+    def outcome(result: str, when: str, **kw: object) -> dict[str, object]:
+        return {
+            "outcome_id": str(uuid.uuid4()),
+            "case_id": str(cid),
+            "channel": "call",
+            "result": result,
+            "occurred_at": when,
+            "dialer": "acme-dialer",
+            **kw,
+        }
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        # 09:00, 10:00, 11:00 in Shanghai on 5 March: three connected calls, two agencies.
+        first = outcome("right_party_contact", "2026-03-05T01:00:00Z", attempt_id=str(attempt.id))
+        r = await c.post("/v1/contact/outcomes", json=first)
+        assert (r.status_code, r.json()["flags"], r.json()["duplicate"]) == (201, [], False)
+        again = await c.post("/v1/contact/outcomes", json=first)
+        assert (again.status_code, again.json()["duplicate"]) == (200, True)
+        for hour, agency in ((2, "acme"), (3, "bravo")):
+            r = await c.post(
+                "/v1/contact/outcomes",
+                json=outcome(
+                    "promise_to_pay",
+                    f"2026-03-05T0{hour}:00:00Z",
+                    agency=agency,
+                    promised_amount="300",
+                    promised_date="2026-03-20",
+                ),
+            )
+            assert r.json()["flags"] == ["never_planned"]
+        night = await c.post(
+            "/v1/contact/outcomes", json=outcome("no_answer", "2026-03-05T15:00:00Z")
+        )
+        assert night.json()["flags"] == ["never_planned", "forbidden_time:CN-HOURS"]
+        decision = await c.post(
+            "/v1/contact/decisions",
+            json={
+                "debtor_id": str(opened.debtor_id),
+                "case_id": str(cid),
+                "channel": "call",
+                "at": "2026-03-05T06:00:00Z",
+            },
+        )
+        assert [o["rule_id"] for o in decision.json()["objections"]] == ["CN-CALLS-DAY"]
+        assert decision.json()["next_allowed_at"] == "2026-03-06T00:00:00Z"
+        bad = await c.post("/v1/contact/outcomes", json={**first, "result": "vanished"})
+        assert bad.status_code == 422
+    async with app.state.runtime.sessions() as s:
+        rows = (await s.execute(sa.select(outbox.c.event_type))).scalars().all()
+        status = (await s.execute(sa.text("SELECT status, result FROM contact_attempts"))).one()
+    assert rows.count("contact.outcome_recorded") == 4
+    assert tuple(status) == ("completed", "right_party_contact")
+
+
+async def test_three_agitated_automated_outcomes_go_to_a_human(app: FastAPI) -> None:
+    opened, _scored = events(dpd=3)
+    env_o = build_envelope(opened, key=str(opened.case_id), producer="cases", correlation_id="c")
+    async with app.state.runtime.sessions() as s, s.begin():
+        await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        for minute, result in enumerate(
+            ["agitated", "agitated", "no_answer", "agitated", "agitated"]
+        ):
+            await c.post(
+                "/v1/contact/outcomes",
+                json={
+                    "outcome_id": str(uuid.uuid4()),
+                    "case_id": str(opened.case_id),
+                    "channel": "call",
+                    "result": result,
+                    "automated": True,
+                    "dialer": "ivr",
+                    "occurred_at": f"2026-03-05T02:0{minute}:00Z",
+                },
+            )
+        async with app.state.runtime.sessions() as s:
+            types = (await s.execute(sa.select(outbox.c.event_type))).scalars().all()
+        assert "contact.escalated" not in types  # a no-answer broke the run
+        await c.post(
+            "/v1/contact/outcomes",
+            json={
+                "outcome_id": str(uuid.uuid4()),
+                "case_id": str(opened.case_id),
+                "channel": "call",
+                "result": "agitated",
+                "automated": True,
+                "dialer": "ivr",
+                "occurred_at": "2026-03-05T02:09:00Z",
+            },
+        )
+    async with app.state.runtime.sessions() as s:
+        types = (await s.execute(sa.select(outbox.c.event_type))).scalars().all()
+        human = (await s.execute(sa.text("SELECT human_only FROM contact_cases"))).scalar_one()
+    assert types.count("contact.escalated") == 1
+    assert bool(human) is True

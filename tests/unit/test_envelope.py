@@ -114,6 +114,9 @@ def test_published_schemas_are_up_to_date() -> None:
         "case.scored",
         "score.overridden",
         "contact.planned",
+        "contact.outcome",
+        "contact.outcome_recorded",
+        "contact.escalated",
     }
     planned = json.loads(render()["contact.planned.v1.json"])
     assert "planned_at" in planned["required"]
