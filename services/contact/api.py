@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from services.contact import service
+from services.contact.domain import Channel
 from services.contact.schemas import (
     AttemptOut,
     CaseAttempts,
@@ -84,3 +87,33 @@ async def report_outcome(
     if duplicate:
         response.status_code = 200
     return OutcomeRecorded(outcome_id=body.outcome_id, flags=flags, duplicate=duplicate)
+
+
+@router.get(
+    "/dialer/worklist",
+    response_model=list[AttemptOut],
+    summary="Lease due attempts to a dialer (each re-checked against the rules as released)",
+    responses=problem_responses(),
+)
+async def worklist(
+    request: Request,
+    channel: Channel,
+    dialer: Annotated[str, Query(min_length=1, max_length=100, description="Who takes them.")],
+    automated: Annotated[
+        bool, Query(description="IVR/robocall: cases escalated to a human are not leased.")
+    ] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    lease_seconds: Annotated[int, Query(ge=30, le=3600)] = 300,
+) -> list[AttemptOut]:
+    async with unit_of_work(request) as session:
+        return await service.lease_worklist(
+            session,
+            channel=channel,
+            dialer=dialer,
+            automated=automated,
+            limit=limit,
+            lease=timedelta(seconds=lease_seconds),
+            now=request.app.state.clock(),
+            packs=_packs(request),
+            correlation_id=correlation_id.get() or str(uuid.uuid4()),
+        )

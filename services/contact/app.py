@@ -7,13 +7,14 @@ from fastapi import FastAPI
 from services.contact.api import router
 from services.contact.handlers import TOPICS, make_handlers
 from services.contact.settings import ContactSettings
+from shared.contracts import utc_now
 from shared.runtime import build_service_app
 
 
 def create_app(settings: ContactSettings | None = None) -> FastAPI:
     """The contact API with its consumer of case and score events and its outbox relay."""
     settings = settings or ContactSettings()
-    return build_service_app(
+    app = build_service_app(
         name="contact",
         title="Qingshou contact",
         description=(
@@ -25,3 +26,5 @@ def create_app(settings: ContactSettings | None = None) -> FastAPI:
         topics=TOPICS,
         handlers=make_handlers(tuple(settings.rule_packs)),
     )
+    app.state.clock = utc_now  # replaceable in tests and simulations
+    return app

@@ -51,6 +51,8 @@ class ContactAttempt(Base):
     priority: Mapped[float] = mapped_column(sa.Float)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     result: Mapped[str | None] = mapped_column(sa.String(32))
+    leased_by: Mapped[str | None] = mapped_column(sa.String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class ContactOutcomeRecord(Base):

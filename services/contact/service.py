@@ -22,6 +22,7 @@ from services.contact.schemas import (
 from shared.contracts import (
     CaseOpened,
     CaseScored,
+    ContactBlocked,
     ContactEscalated,
     ContactOutcome,
     ContactOutcomeRecorded,
@@ -390,3 +391,91 @@ async def decide_contact(
         packs=[f"{p}@{rules.PACKS[p].version}" for p in packs],
         evaluated_at=now,
     )
+
+
+async def lease_worklist(
+    session: AsyncSession,
+    *,
+    channel: domain.Channel,
+    dialer: str,
+    automated: bool,
+    limit: int,
+    lease: timedelta,
+    now: datetime,
+    packs: tuple[str, ...],
+    correlation_id: str,
+) -> list[AttemptOut]:
+    """Lease due attempts to a dialer, each re-checked against the rules at this moment: an
+    attempt the rules now refuse is moved to its next allowed moment (or blocked), and a
+    `contact.blocked` event names the rules."""
+    due = (
+        await session.scalars(
+            sa.select(ContactAttempt)
+            .where(
+                ContactAttempt.channel == channel.value,
+                ContactAttempt.planned_at <= now,
+                sa.or_(
+                    ContactAttempt.status == "planned",
+                    sa.and_(
+                        ContactAttempt.status == "leased", ContactAttempt.lease_expires_at < now
+                    ),
+                ),
+            )
+            .order_by(ContactAttempt.priority.desc(), ContactAttempt.planned_at)
+            .limit(limit * 3)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    leased: list[AttemptOut] = []
+    for attempt in due:
+        if len(leased) >= limit:
+            break
+        case = await session.get(ContactCase, attempt.case_id)
+        decision = rules.decide(
+            rules.DecisionRequest(
+                debtor_id=str(attempt.debtor_id),
+                debt_id=str(attempt.case_id),
+                channel=domain.Channel(attempt.channel),
+                at=now,
+                zones=(attempt.time_zone,),
+            ),
+            await debtor_state(session, debtor_id=attempt.debtor_id),
+            packs=packs,
+        )
+        human_only = automated and case is not None and case.human_only
+        if decision.allowed and not human_only:
+            attempt.status = "leased"
+            attempt.leased_by = dialer
+            attempt.lease_expires_at = now + lease
+            leased.append(AttemptOut.model_validate(attempt))
+            continue
+        objections = list(decision.objections)
+        rule_ids = [o.rule_id for o in objections] or ["HUMAN-ONLY"]
+        reasons = [o.reason for o in objections] or ["escalated to a human collector"]
+        if decision.next_allowed_at is not None and not human_only:
+            attempt.planned_at = decision.next_allowed_at.astimezone(UTC)
+            attempt.local_planned_at = attempt.planned_at.astimezone(
+                ZoneInfo(attempt.time_zone)
+            ).isoformat()
+            attempt.status = "planned"
+        elif not human_only:
+            attempt.status = "blocked"
+        await enqueue_event(
+            session,
+            topic=CONTACT_EVENTS,
+            envelope=build_envelope(
+                ContactBlocked(
+                    attempt_id=attempt.id,
+                    case_id=attempt.case_id,
+                    rule_ids=rule_ids,
+                    reasons=reasons,
+                    next_allowed_at=None if human_only else decision.next_allowed_at,
+                    checked_at=now,
+                ),
+                key=str(attempt.case_id),
+                producer=PRODUCER,
+                correlation_id=correlation_id,
+            ),
+        )
+    await session.flush()
+    return leased

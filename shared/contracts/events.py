@@ -211,6 +211,21 @@ class ContactPlanned(EventPayload):
     priority: float
 
 
+class ContactBlocked(EventPayload):
+    """A planned attempt may not be released: the rules that object and, if time alone lifts
+    them, when it may be tried again (then it stays planned, moved to that moment)."""
+
+    event_type: ClassVar[str] = "contact.blocked"
+    event_version: ClassVar[int] = 1
+
+    attempt_id: uuid.UUID
+    case_id: uuid.UUID
+    rule_ids: list[str] = Field(min_length=1)
+    reasons: list[str]
+    next_allowed_at: AwareDatetime | None
+    checked_at: AwareDatetime
+
+
 class OutcomeResult(StrEnum):
     NO_ANSWER = "no_answer"
     BUSY = "busy"
@@ -285,6 +300,7 @@ PAYLOADS: tuple[type[EventPayload], ...] = (
     CaseScored,
     ScoreOverridden,
     ContactPlanned,
+    ContactBlocked,
     ContactOutcome,
     ContactOutcomeRecorded,
     ContactEscalated,

@@ -28,6 +28,7 @@ TOPIC_OF: dict[str, str] = {
     "contact.outcome": CONTACT_OUTCOMES,
     "contact.outcome_recorded": CONTACT_EVENTS,
     "contact.escalated": CONTACT_EVENTS,
+    "contact.blocked": CONTACT_EVENTS,
 }
 
 

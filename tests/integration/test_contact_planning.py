@@ -274,3 +274,68 @@ async def test_three_agitated_automated_outcomes_go_to_a_human(app: FastAPI) -> 
         human = (await s.execute(sa.text("SELECT human_only FROM contact_cases"))).scalar_one()
     assert types.count("contact.escalated") == 1
     assert bool(human) is True
+
+
+async def test_worklist_leases_once_and_rechecks_at_release(app: FastAPI) -> None:
+    planned = []
+    for dpd in (10, 12, 20):
+        opened, scored = events(dpd=dpd)
+        env_o = build_envelope(
+            opened, key=str(opened.case_id), producer="cases", correlation_id="c"
+        )
+        env_s = build_envelope(
+            scored, key=str(opened.case_id), producer="scoring", correlation_id="c"
+        )
+        async with app.state.runtime.sessions() as s, s.begin():
+            await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
+            attempt = await service.record_case_scored(
+                s, event=scored, envelope=env_s, now=LATE_EVENING
+            )
+            assert attempt is not None
+            planned.append(attempt)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        # 07:00 in Shanghai: the slots (08:00) are not due yet.
+        app.state.clock = lambda: datetime(2026, 3, 4, 23, 0, tzinfo=UTC)
+        assert (
+            await c.get("/v1/dialer/worklist", params={"channel": "call", "dialer": "a"})
+        ).json() == []
+        # 09:00: all due; two dialers share them without overlap.
+        app.state.clock = lambda: datetime(2026, 3, 5, 1, 0, tzinfo=UTC)
+        first = (
+            await c.get(
+                "/v1/dialer/worklist", params={"channel": "call", "dialer": "a", "limit": 2}
+            )
+        ).json()
+        second = (
+            await c.get(
+                "/v1/dialer/worklist", params={"channel": "call", "dialer": "b", "limit": 5}
+            )
+        ).json()
+        assert len(first) == 2
+        assert len(second) == 1
+        assert {a["id"] for a in first}.isdisjoint({a["id"] for a in second})
+        assert [a["priority"] for a in first] == sorted(
+            [a["priority"] for a in first], reverse=True
+        )
+        # A lease that runs out goes back on the list; a re-check at 22:30 moves it to 08:00.
+        app.state.clock = lambda: datetime(2026, 3, 5, 14, 30, tzinfo=UTC)
+        late = (
+            await c.get("/v1/dialer/worklist", params={"channel": "call", "dialer": "c"})
+        ).json()
+        assert late == []
+    async with app.state.runtime.sessions() as s:
+        blocked = (
+            (
+                await s.execute(
+                    sa.select(outbox.c.value).where(outbox.c.event_type == "contact.blocked")
+                )
+            )
+            .scalars()
+            .all()
+        )
+        rows = (await s.execute(sa.text("SELECT status, planned_at FROM contact_attempts"))).all()
+    assert len(blocked) == 3
+    payload = json.loads(blocked[0])["payload"]
+    assert payload["rule_ids"] == ["CN-HOURS"]
+    assert payload["next_allowed_at"] == "2026-03-06T00:00:00Z"
+    assert {r.status for r in rows} == {"planned"}

@@ -117,6 +117,7 @@ def test_published_schemas_are_up_to_date() -> None:
         "contact.outcome",
         "contact.outcome_recorded",
         "contact.escalated",
+        "contact.blocked",
     }
     planned = json.loads(render()["contact.planned.v1.json"])
     assert "planned_at" in planned["required"]
