@@ -6,7 +6,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contact import service
 from shared.bus import Handler, Received
-from shared.contracts import CaseOpened, CaseScored, ContactOutcome, utc_now
+from shared.contracts import (
+    CaseOpened,
+    CaseScored,
+    ContactOutcome,
+    HoldPlaced,
+    HoldReleased,
+    utc_now,
+)
 from shared.contracts.topics import CASES_EVENTS, CONTACT_OUTCOMES, SCORING_EVENTS
 
 TOPICS: tuple[str, ...] = (CASES_EVENTS, SCORING_EVENTS, CONTACT_OUTCOMES)
@@ -37,7 +44,25 @@ def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
             packs=packs,
         )
 
+    async def on_hold_placed(session: AsyncSession, message: Received) -> None:
+        assert isinstance(message.payload, HoldPlaced)
+        await service.record_hold_placed(
+            session,
+            event=message.payload,
+            correlation_id=message.envelope.correlation_id,
+            now=utc_now(),
+            packs=packs,
+        )
+
+    async def on_hold_released(session: AsyncSession, message: Received) -> None:
+        assert isinstance(message.payload, HoldReleased)
+        await service.record_hold_released(
+            session, event=message.payload, envelope=message.envelope, now=utc_now(), packs=packs
+        )
+
     return {
+        HoldPlaced.event_type: on_hold_placed,
+        HoldReleased.event_type: on_hold_released,
         CaseOpened.event_type: on_case_opened,
         CaseScored.event_type: on_case_scored,
         ContactOutcome.event_type: on_outcome,

@@ -74,3 +74,18 @@ class ContactOutcomeRecord(Base):
     flags: Mapped[list[str]] = mapped_column(sa.JSON)
     details: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ContactHold(Base):
+    """A hold from cases; person-level kinds stop contact on every case of the debtor."""
+
+    __tablename__ = "contact_holds"
+
+    hold_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    debtor_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    reason: Mapped[str] = mapped_column(sa.String(2000))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    released_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -502,3 +502,13 @@ def hours_rule_ids(packs: Iterable[str]) -> str:
     return ",".join(
         rule.rule_id for name in packs for rule in PACKS[name].rules if isinstance(rule, HoursRule)
     )
+
+
+def hold_rule_ids(hold: Hold, packs: Iterable[str]) -> list[str]:
+    """The rule ids under which the packs stop contact for a hold."""
+    found: list[str] = []
+    for name in packs:
+        rule_id, _citation = PACKS[name].holds.ids.get(hold, (f"HOLD-{hold.upper()}", ""))
+        if rule_id not in found:
+            found.append(rule_id)
+    return found

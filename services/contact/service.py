@@ -11,7 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contact import domain, rules
-from services.contact.models import ContactAttempt, ContactCase, ContactOutcomeRecord
+from services.contact.models import (
+    ContactAttempt,
+    ContactCase,
+    ContactHold,
+    ContactOutcomeRecord,
+)
 from services.contact.schemas import (
     AttemptOut,
     CaseAttempts,
@@ -23,11 +28,14 @@ from shared.contracts import (
     CaseOpened,
     CaseScored,
     ContactBlocked,
+    ContactCancelled,
     ContactEscalated,
     ContactOutcome,
     ContactOutcomeRecorded,
     ContactPlanned,
     Envelope,
+    HoldPlaced,
+    HoldReleased,
     OutcomeResult,
     build_envelope,
 )
@@ -98,7 +106,37 @@ CONVERSATION = CONNECTED - {OutcomeResult.THIRD_PARTY}
 AGITATED_IN_A_ROW = 3
 
 
-async def debtor_state(session: AsyncSession, *, debtor_id: uuid.UUID) -> rules.DebtorState:
+PERSON_HOLDS = frozenset(
+    {"bankruptcy", "deceased", "attorney", "cease", "identity_theft", "do_not_contact"}
+)
+
+
+async def active_holds(
+    session: AsyncSession, *, debtor_id: uuid.UUID, case_id: uuid.UUID | None, at: datetime
+) -> frozenset[rules.Hold]:
+    """Holds in force at `at`: the debtor's person-level ones and the case's own."""
+    rows = (
+        await session.scalars(
+            sa.select(ContactHold).where(
+                ContactHold.debtor_id == debtor_id,
+                ContactHold.released_at.is_(None),
+                ContactHold.starts_at <= at,
+                sa.or_(ContactHold.ends_at.is_(None), ContactHold.ends_at > at),
+            )
+        )
+    ).all()
+    return frozenset(
+        rules.Hold(h.kind) for h in rows if h.kind in PERSON_HOLDS or h.case_id == case_id
+    )
+
+
+async def debtor_state(
+    session: AsyncSession,
+    *,
+    debtor_id: uuid.UUID,
+    case_id: uuid.UUID | None = None,
+    at: datetime | None = None,
+) -> rules.DebtorState:
     """What the rules need to know of a debtor, from contact's own records: every reported
     outcome, whichever agency or dialer carried it out (the one count). Holds, opt-outs and
     consents arrive with the case events of the next steps."""
@@ -120,7 +158,12 @@ async def debtor_state(session: AsyncSession, *, debtor_id: uuid.UUID) -> rules.
         )
         for o in outcomes
     )
-    return rules.DebtorState(history=history)
+    holds = (
+        await active_holds(session, debtor_id=debtor_id, case_id=case_id, at=at)
+        if at is not None
+        else frozenset()
+    )
+    return rules.DebtorState(history=history, holds=holds)
 
 
 async def record_outcome(
@@ -256,11 +299,21 @@ async def _plan_first_attempt(
         or case.days_past_due is None
     ):
         return None  # the other half (case or score) has not arrived yet
-    already = await session.scalar(
-        sa.select(ContactAttempt.id).where(ContactAttempt.case_id == case.case_id).limit(1)
+    active = await session.scalar(
+        sa.select(ContactAttempt.id)
+        .where(
+            ContactAttempt.case_id == case.case_id,
+            ContactAttempt.status.in_(("planned", "leased")),
+        )
+        .limit(1)
     )
-    if already is not None:
-        return None
+    if active is not None:
+        return None  # one live attempt per case at a time
+    previous = await session.scalar(
+        sa.select(sa.func.max(ContactAttempt.attempt_no)).where(
+            ContactAttempt.case_id == case.case_id
+        )
+    )
     zone = ZoneInfo(case.time_zone)
     first = domain.first_contact_for(days_past_due=case.days_past_due)
     decision = rules.decide(
@@ -271,7 +324,7 @@ async def _plan_first_attempt(
             at=now,
             zones=(case.time_zone,),
         ),
-        await debtor_state(session, debtor_id=case.debtor_id),
+        await debtor_state(session, debtor_id=case.debtor_id, case_id=case.case_id, at=now),
         packs=packs,
     )
     if decision.next_allowed_at is None:
@@ -286,7 +339,7 @@ async def _plan_first_attempt(
         id=uuid.uuid4(),
         case_id=case.case_id,
         debtor_id=case.debtor_id,
-        attempt_no=1,
+        attempt_no=(previous or 0) + 1,
         channel=first.channel.value,
         template=first.template,
         stage=first.stage,
@@ -378,7 +431,9 @@ async def decide_contact(
             third_party=body.third_party,
             consented=body.consented,
         ),
-        await debtor_state(session, debtor_id=body.debtor_id),
+        await debtor_state(
+            session, debtor_id=body.debtor_id, case_id=body.case_id, at=body.at or now
+        ),
         packs=packs,
     )
     return DecisionOut(
@@ -439,7 +494,9 @@ async def lease_worklist(
                 at=now,
                 zones=(attempt.time_zone,),
             ),
-            await debtor_state(session, debtor_id=attempt.debtor_id),
+            await debtor_state(
+                session, debtor_id=attempt.debtor_id, case_id=attempt.case_id, at=now
+            ),
             packs=packs,
         )
         human_only = automated and case is not None and case.human_only
@@ -479,3 +536,77 @@ async def lease_worklist(
         )
     await session.flush()
     return leased
+
+
+async def record_hold_placed(
+    session: AsyncSession,
+    *,
+    event: HoldPlaced,
+    correlation_id: str,
+    now: datetime,
+    packs: tuple[str, ...],
+) -> int:
+    """Keep the hold and withdraw every live attempt it stops; returns how many."""
+    if await session.get(ContactHold, event.hold_id) is None:
+        session.add(
+            ContactHold(
+                hold_id=event.hold_id,
+                case_id=event.case_id,
+                debtor_id=event.debtor_id,
+                kind=event.kind.value,
+                reason=event.reason,
+                starts_at=event.starts_at,
+                ends_at=event.ends_at,
+            )
+        )
+    scope = (
+        ContactAttempt.debtor_id == event.debtor_id
+        if event.kind.value in PERSON_HOLDS
+        else ContactAttempt.case_id == event.case_id
+    )
+    live = (
+        await session.scalars(
+            sa.select(ContactAttempt).where(scope, ContactAttempt.status.in_(("planned", "leased")))
+        )
+    ).all()
+    rule_ids = rules.hold_rule_ids(rules.Hold(event.kind.value), packs)
+    for attempt in live:
+        attempt.status = "cancelled"
+        await enqueue_event(
+            session,
+            topic=CONTACT_EVENTS,
+            envelope=build_envelope(
+                ContactCancelled(
+                    attempt_id=attempt.id,
+                    case_id=attempt.case_id,
+                    rule_ids=rule_ids,
+                    reason=f"{event.kind.value.replace('_', ' ')} hold: {event.reason}",
+                    cancelled_at=now,
+                ),
+                key=str(attempt.case_id),
+                producer=PRODUCER,
+                correlation_id=correlation_id,
+            ),
+        )
+    await session.flush()
+    return len(live)
+
+
+async def record_hold_released(
+    session: AsyncSession,
+    *,
+    event: HoldReleased,
+    envelope: Envelope,
+    now: datetime,
+    packs: tuple[str, ...],
+) -> ContactAttempt | None:
+    """End the hold; plan again for the case if nothing else stops it."""
+    hold = await session.get(ContactHold, event.hold_id)
+    if hold is None:
+        return None
+    hold.released_at = event.released_at
+    case = await session.get(ContactCase, event.case_id)
+    if case is None:
+        return None
+    await session.flush()
+    return await _plan_first_attempt(session, case=case, envelope=envelope, now=now, packs=packs)

@@ -138,6 +138,44 @@ class PtpBroken(EventPayload):
     broken_promises_total: int = Field(ge=1, description="Broken promises on this case so far.")
 
 
+class HoldKind(StrEnum):
+    DISPUTE = "dispute"
+    COMPLAINT = "complaint"
+    HARDSHIP = "hardship"
+    BANKRUPTCY = "bankruptcy"
+    DECEASED = "deceased"
+    ATTORNEY = "attorney"
+    CEASE = "cease"
+    IDENTITY_THEFT = "identity_theft"
+    DO_NOT_CONTACT = "do_not_contact"
+
+
+class HoldPlaced(EventPayload):
+    """Contact must stop: for this debt (dispute, complaint, hardship) or for the person."""
+
+    event_type: ClassVar[str] = "case.hold_placed"
+    event_version: ClassVar[int] = 1
+
+    hold_id: uuid.UUID
+    case_id: uuid.UUID
+    debtor_id: uuid.UUID
+    kind: HoldKind
+    reason: str = Field(max_length=2000)
+    placed_by: str = Field(min_length=1, max_length=200)
+    starts_at: AwareDatetime = Field(description="May be back-dated (hardship).")
+    ends_at: AwareDatetime | None = None
+
+
+class HoldReleased(EventPayload):
+    event_type: ClassVar[str] = "case.hold_released"
+    event_version: ClassVar[int] = 1
+
+    hold_id: uuid.UUID
+    case_id: uuid.UUID
+    released_by: str = Field(min_length=1, max_length=200)
+    released_at: AwareDatetime
+
+
 class Reason(BaseModel):
     """Why a case scored as it did (PIPL art. 24): a feature band that cost points."""
 
@@ -209,6 +247,19 @@ class ContactPlanned(EventPayload):
     time_zone: TimeZoneName
     window_rule_id: str = Field(examples=["CN-HOURS"])
     priority: float
+
+
+class ContactCancelled(EventPayload):
+    """A planned attempt was withdrawn (a hold, a closed case): dialers must drop it."""
+
+    event_type: ClassVar[str] = "contact.cancelled"
+    event_version: ClassVar[int] = 1
+
+    attempt_id: uuid.UUID
+    case_id: uuid.UUID
+    rule_ids: list[str]
+    reason: str
+    cancelled_at: AwareDatetime
 
 
 class ContactBlocked(EventPayload):
@@ -297,10 +348,13 @@ PAYLOADS: tuple[type[EventPayload], ...] = (
     CaseUpdated,
     PaymentReceived,
     PtpBroken,
+    HoldPlaced,
+    HoldReleased,
     CaseScored,
     ScoreOverridden,
     ContactPlanned,
     ContactBlocked,
+    ContactCancelled,
     ContactOutcome,
     ContactOutcomeRecorded,
     ContactEscalated,

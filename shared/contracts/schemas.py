@@ -22,6 +22,8 @@ TOPIC_OF: dict[str, str] = {
     "case.updated": CASES_EVENTS,
     "payment.received": CASES_EVENTS,
     "ptp.broken": CASES_EVENTS,
+    "case.hold_placed": CASES_EVENTS,
+    "case.hold_released": CASES_EVENTS,
     "case.scored": SCORING_EVENTS,
     "score.overridden": SCORING_EVENTS,
     "contact.planned": CONTACT_EVENTS,
@@ -29,6 +31,7 @@ TOPIC_OF: dict[str, str] = {
     "contact.outcome_recorded": CONTACT_EVENTS,
     "contact.escalated": CONTACT_EVENTS,
     "contact.blocked": CONTACT_EVENTS,
+    "contact.cancelled": CONTACT_EVENTS,
 }
 
 

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -339,3 +340,97 @@ async def test_worklist_leases_once_and_rechecks_at_release(app: FastAPI) -> Non
     assert payload["rule_ids"] == ["CN-HOURS"]
     assert payload["next_allowed_at"] == "2026-03-06T00:00:00Z"
     assert {r.status for r in rows} == {"planned"}
+
+
+async def test_holds_cancel_live_attempts_block_decisions_and_release_replans(
+    app: FastAPI,
+) -> None:
+    from services.contact.handlers import make_handlers
+    from shared.bus import MessageProcessor
+    from shared.contracts import HoldKind, HoldPlaced, HoldReleased
+    from tests.integration.test_message_processor import record
+
+    proc = MessageProcessor(
+        consumer_name="contact", handlers=make_handlers(("cn",)), max_retries=0, retry_backoff_ms=0
+    )
+    opened, scored = events(dpd=10)
+    other_opened, other_scored = events(dpd=4)
+    other_opened = other_opened.model_copy(update={"debtor_id": opened.debtor_id})
+    hold_id = uuid.uuid4()
+
+    def env(payload: Any, key: uuid.UUID) -> bytes:
+        return build_envelope(
+            payload, key=str(key), producer="cases", correlation_id="c"
+        ).to_bytes()
+
+    stream = [
+        env(opened, opened.case_id),
+        env(scored, opened.case_id),
+        env(other_opened, other_opened.case_id),
+        env(other_scored, other_opened.case_id),
+        env(
+            HoldPlaced(
+                hold_id=hold_id,
+                case_id=opened.case_id,
+                debtor_id=opened.debtor_id,
+                kind=HoldKind.DISPUTE,
+                reason="debtor disputes the fees",
+                placed_by="agent-7",
+                starts_at=LATE_EVENING,
+            ),
+            opened.case_id,
+        ),
+    ]
+    async with app.state.runtime.sessions() as s, s.begin():
+        assert [(await proc.process(s, record(v, i))).outcome for i, v in enumerate(stream)] == [
+            "processed"
+        ] * 5
+    async with app.state.runtime.sessions() as s:
+        rows = dict(
+            (await s.execute(sa.text("SELECT case_id, status FROM contact_attempts"))).all()
+        )
+        cancelled = (
+            (
+                await s.execute(
+                    sa.select(outbox.c.value).where(outbox.c.event_type == "contact.cancelled")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    statuses = {str(uuid.UUID(str(k))): v for k, v in rows.items()}
+    # A dispute stops this debt only; the debtor's other case keeps its attempt.
+    assert statuses[str(opened.case_id)] == "cancelled"
+    assert statuses[str(other_opened.case_id)] == "planned"
+    assert [json.loads(v)["payload"]["rule_ids"] for v in cancelled] == [["HOLD-DISPUTE"]]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        held = await c.post(
+            "/v1/contact/decisions",
+            json={
+                "debtor_id": str(opened.debtor_id),
+                "case_id": str(opened.case_id),
+                "channel": "call",
+                "at": "2026-03-05T02:00:00Z",
+            },
+        )
+        assert [o["rule_id"] for o in held.json()["objections"]] == ["HOLD-DISPUTE"]
+        assert held.json()["next_allowed_at"] is None
+    release = env(
+        HoldReleased(
+            hold_id=hold_id, case_id=opened.case_id, released_by="agent-7", released_at=LATE_EVENING
+        ),
+        opened.case_id,
+    )
+    async with app.state.runtime.sessions() as s, s.begin():
+        assert (await proc.process(s, record(release, 9))).outcome == "processed"
+    from services.contact.models import ContactAttempt
+
+    async with app.state.runtime.sessions() as s:
+        replanned = (
+            await s.execute(
+                sa.select(ContactAttempt.attempt_no, ContactAttempt.status).where(
+                    ContactAttempt.case_id == opened.case_id
+                )
+            )
+        ).all()
+    assert sorted(tuple(r) for r in replanned) == [(1, "cancelled"), (2, "planned")]

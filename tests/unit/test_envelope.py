@@ -118,6 +118,9 @@ def test_published_schemas_are_up_to_date() -> None:
         "contact.outcome_recorded",
         "contact.escalated",
         "contact.blocked",
+        "contact.cancelled",
+        "case.hold_placed",
+        "case.hold_released",
     }
     planned = json.loads(render()["contact.planned.v1.json"])
     assert "planned_at" in planned["required"]
