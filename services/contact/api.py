@@ -16,6 +16,9 @@ from services.contact.schemas import (
     DecisionIn,
     DecisionOut,
     OutcomeRecorded,
+    PolicyIn,
+    PolicyOut,
+    SimulationOut,
 )
 from services.contact.settings import ContactSettings
 from shared.contracts import ContactOutcome, utc_now
@@ -117,3 +120,36 @@ async def worklist(
             packs=_packs(request),
             correlation_id=correlation_id.get() or str(uuid.uuid4()),
         )
+
+
+@router.get("/contact/policy", response_model=PolicyOut, summary="The contact policy in force")
+async def get_policy(request: Request) -> PolicyOut:
+    async with unit_of_work(request) as session:
+        return await service.current_policy(session, default_packs=_packs(request))
+
+
+@router.put(
+    "/contact/policy",
+    response_model=PolicyOut,
+    summary="Set the rule packs and local rules (a new version; never looser than the law)",
+    responses=problem_responses(),
+)
+async def put_policy(body: PolicyIn, request: Request) -> PolicyOut:
+    async with unit_of_work(request) as session:
+        return await service.set_policy(
+            session,
+            body=body,
+            correlation_id=correlation_id.get() or str(uuid.uuid4()),
+            now=utc_now(),
+        )
+
+
+@router.post(
+    "/contact/simulate",
+    response_model=SimulationOut,
+    summary="Replay the stored attempt history under a proposed policy",
+    responses=problem_responses(),
+)
+async def simulate(body: PolicyIn, request: Request) -> SimulationOut:
+    async with unit_of_work(request) as session:
+        return await service.simulate_policy(session, body=body)

@@ -89,3 +89,15 @@ class ContactHold(Base):
     starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
     ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     released_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class ContactPolicy(Base):
+    """Every version of the tenant's contact policy; the highest version is in force."""
+
+    __tablename__ = "contact_policies"
+
+    version: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    document: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    changed_by: Mapped[str] = mapped_column(sa.String(200))
+    reason: Mapped[str] = mapped_column(sa.String(2000))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -512,3 +512,17 @@ def hold_rule_ids(hold: Hold, packs: Iterable[str]) -> list[str]:
         if rule_id not in found:
             found.append(rule_id)
     return found
+
+
+def pack_limits(packs: Iterable[str]) -> tuple[time, time, dict[str, int]]:
+    """The strictest window the packs allow and their caps by rule id: what a local policy
+    may narrow but never widen."""
+    start, end = time(0), time(23, 59, 59)
+    caps: dict[str, int] = {}
+    for name in packs:
+        for rule in PACKS[name].rules:
+            if isinstance(rule, HoursRule):
+                start, end = max(start, rule.window.start), min(end, rule.window.end)
+            elif isinstance(rule, DailyCapRule | RollingCapRule):
+                caps[rule.rule_id] = min(caps.get(rule.rule_id, rule.cap), rule.cap)
+    return start, end, caps

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.contact.domain import Channel
 from shared.contracts import TimeZoneName
@@ -90,3 +90,75 @@ class OutcomeRecorded(BaseModel):
     outcome_id: uuid.UUID
     flags: list[str] = Field(description="What compliance will look at; empty when all is well.")
     duplicate: bool = Field(description="This outcome id was already recorded; nothing changed.")
+
+
+class QuietWindow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> QuietWindow:
+        if not self.start < self.end:
+            raise ValueError("a quiet window starts before it ends")
+        return self
+
+
+class PolicyIn(BaseModel):
+    """Rule packs in force and local rules on top; local rules may only be stricter."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "packs": ["cn"],
+                    "window_start": "09:00",
+                    "window_end": "21:00",
+                    "quiet": [{"start": "12:00", "end": "13:30"}],
+                    "holidays": ["2026-10-01", "2026-10-02"],
+                    "caps": {"CN-CALLS-DAY": 2},
+                    "min_gap_minutes": 60,
+                    "changed_by": "compliance-officer-li",
+                    "reason": "Golden Week and lunch-time quiet hours",
+                }
+            ]
+        },
+    )
+
+    packs: list[str] = Field(min_length=1, max_length=5)
+    window_start: time | None = None
+    window_end: time | None = None
+    quiet: list[QuietWindow] = Field(default_factory=list, max_length=10)
+    holidays: list[date] = Field(default_factory=list, max_length=400)
+    caps: dict[str, int] = Field(default_factory=dict)
+    min_gap_minutes: int | None = Field(default=None, ge=1, le=1440)
+    changed_by: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class PolicyOut(PolicyIn):
+    version: int = Field(description="0 is the built-in default (settings), never stored.")
+    changed_at: datetime | None
+
+
+class SimulatedAttempt(BaseModel):
+    outcome_id: uuid.UUID
+    case_id: uuid.UUID
+    channel: str
+    occurred_at: datetime
+    verdict: str = Field(examples=["blocked", "moved"])
+    rule_ids: list[str]
+    next_allowed_at: datetime | None
+
+
+class SimulationOut(BaseModel):
+    """What the proposed policy would have done to the stored attempt history."""
+
+    attempts_replayed: int
+    allowed: int
+    moved: int
+    blocked: int
+    by_rule: dict[str, int]
+    examples: list[SimulatedAttempt] = Field(description="Up to 100 affected attempts.")

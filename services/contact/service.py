@@ -16,6 +16,7 @@ from services.contact.models import (
     ContactCase,
     ContactHold,
     ContactOutcomeRecord,
+    ContactPolicy,
 )
 from services.contact.schemas import (
     AttemptOut,
@@ -23,6 +24,10 @@ from services.contact.schemas import (
     DecisionIn,
     DecisionOut,
     ObjectionOut,
+    PolicyIn,
+    PolicyOut,
+    SimulatedAttempt,
+    SimulationOut,
 )
 from shared.contracts import (
     CaseOpened,
@@ -33,6 +38,7 @@ from shared.contracts import (
     ContactOutcome,
     ContactOutcomeRecorded,
     ContactPlanned,
+    ContactPolicyChanged,
     Envelope,
     HoldPlaced,
     HoldReleased,
@@ -192,7 +198,8 @@ async def record_outcome(
     if zone is None:
         flags.append("unknown_case")
     else:
-        hours = {r for r in rules.hours_rule_ids(packs).split(",") if r}
+        active_packs, active_policy = await policy_in_force(session, default_packs=packs)
+        hours = {r for r in rules.hours_rule_ids(active_packs).split(",") if r} | {"POLICY-HOURS"}
         verdict = rules.decide(
             rules.DecisionRequest(
                 debtor_id=str(case.debtor_id if case else attempt.debtor_id if attempt else ""),
@@ -202,7 +209,8 @@ async def record_outcome(
                 zones=(zone,),
             ),
             rules.DebtorState(),
-            packs=packs,
+            packs=active_packs,
+            policy=active_policy,
         )
         flags.extend(
             f"forbidden_time:{o.rule_id}" for o in verdict.objections if o.rule_id in hours
@@ -316,6 +324,7 @@ async def _plan_first_attempt(
     )
     zone = ZoneInfo(case.time_zone)
     first = domain.first_contact_for(days_past_due=case.days_past_due)
+    active_packs, active_policy = await policy_in_force(session, default_packs=packs)
     decision = rules.decide(
         rules.DecisionRequest(
             debtor_id=str(case.debtor_id),
@@ -325,7 +334,8 @@ async def _plan_first_attempt(
             zones=(case.time_zone,),
         ),
         await debtor_state(session, debtor_id=case.debtor_id, case_id=case.case_id, at=now),
-        packs=packs,
+        packs=active_packs,
+        policy=active_policy,
     )
     if decision.next_allowed_at is None:
         log.warning(
@@ -347,7 +357,7 @@ async def _plan_first_attempt(
         planned_at=slot,
         local_planned_at=slot.astimezone(zone).isoformat(),
         time_zone=case.time_zone,
-        window_rule_id=rules.hours_rule_ids(packs),
+        window_rule_id=rules.hours_rule_ids(active_packs),
         priority=case.priority,
         created_at=now,
     )
@@ -410,7 +420,8 @@ async def decide_contact(
     session: AsyncSession, *, body: DecisionIn, default_packs: tuple[str, ...], now: datetime
 ) -> DecisionOut:
     """Run the decision engine for one proposed contact against contact's own records."""
-    packs = tuple(body.packs or default_packs)
+    active_packs, active_policy = await policy_in_force(session, default_packs=default_packs)
+    packs = tuple(body.packs or active_packs)
     unknown = [p for p in packs if p not in rules.PACKS]
     if unknown:
         raise UnknownPack(f"unknown rule packs {unknown}; choose from {sorted(rules.PACKS)}")
@@ -435,6 +446,7 @@ async def decide_contact(
             session, debtor_id=body.debtor_id, case_id=body.case_id, at=body.at or now
         ),
         packs=packs,
+        policy=active_policy,
     )
     return DecisionOut(
         allowed=decision.allowed,
@@ -482,6 +494,7 @@ async def lease_worklist(
         )
     ).all()
     leased: list[AttemptOut] = []
+    active_packs, active_policy = await policy_in_force(session, default_packs=packs)
     for attempt in due:
         if len(leased) >= limit:
             break
@@ -497,7 +510,8 @@ async def lease_worklist(
             await debtor_state(
                 session, debtor_id=attempt.debtor_id, case_id=attempt.case_id, at=now
             ),
-            packs=packs,
+            packs=active_packs,
+            policy=active_policy,
         )
         human_only = automated and case is not None and case.human_only
         if decision.allowed and not human_only:
@@ -610,3 +624,177 @@ async def record_hold_released(
         return None
     await session.flush()
     return await _plan_first_attempt(session, case=case, envelope=envelope, now=now, packs=packs)
+
+
+class LooserPolicy(DomainError):
+    status = 422
+    problem_type = "https://qingshou.dev/problems/policy-looser-than-law"
+
+
+def validate_policy(body: PolicyIn) -> None:
+    """Refuse a policy that would loosen any rule of its packs (422 naming what)."""
+    unknown = [p for p in body.packs if p not in rules.PACKS]
+    if unknown:
+        raise UnknownPack(f"unknown rule packs {unknown}; choose from {sorted(rules.PACKS)}")
+    if "us-ma" in body.packs and "us-federal" not in body.packs:
+        raise LooserPolicy("us-ma adds to us-federal: select both")
+    start, end, caps = rules.pack_limits(body.packs)
+    problems = []
+    if body.window_start is not None and body.window_start < start:
+        problems.append(f"window_start {body.window_start} is before the packs' {start}")
+    if body.window_end is not None and body.window_end > end:
+        problems.append(f"window_end {body.window_end} is after the packs' {end}")
+    for rule_id, cap in body.caps.items():
+        if rule_id not in caps:
+            problems.append(f"{rule_id} is not a cap of these packs ({sorted(caps)})")
+        elif cap > caps[rule_id]:
+            problems.append(f"{rule_id} cap {cap} is above the law's {caps[rule_id]}")
+    if problems:
+        raise LooserPolicy("; ".join(problems))
+
+
+def engine_policy(body: PolicyIn) -> tuple[tuple[str, ...], rules.Policy]:
+    """The packs and the engine's Policy for a stored or proposed policy document."""
+    window = None
+    if body.window_start is not None or body.window_end is not None:
+        start, end, _caps = rules.pack_limits(body.packs)
+        window = domain.ContactWindow(
+            start=body.window_start or start, end=body.window_end or end, rule_id="POLICY-HOURS"
+        )
+    return tuple(body.packs), rules.Policy(
+        window=window,
+        quiet=tuple((q.start, q.end) for q in body.quiet),
+        holidays=frozenset(body.holidays),
+        caps=dict(body.caps),
+        min_gap=timedelta(minutes=body.min_gap_minutes) if body.min_gap_minutes else None,
+    )
+
+
+async def policy_in_force(
+    session: AsyncSession, *, default_packs: tuple[str, ...]
+) -> tuple[tuple[str, ...], rules.Policy]:
+    """Packs and local policy the engine applies now (latest stored version or settings)."""
+    return engine_policy(await current_policy(session, default_packs=default_packs))
+
+
+async def current_policy(session: AsyncSession, *, default_packs: tuple[str, ...]) -> PolicyOut:
+    """The policy in force: the latest stored version, else the settings' packs (version 0)."""
+    row = await session.scalar(
+        sa.select(ContactPolicy).order_by(ContactPolicy.version.desc()).limit(1)
+    )
+    if row is None:
+        return PolicyOut(
+            packs=list(default_packs),
+            changed_by="settings",
+            reason="default from settings",
+            version=0,
+            changed_at=None,
+        )
+    return PolicyOut.model_validate(
+        {**row.document, "version": row.version, "changed_at": row.changed_at}
+    )
+
+
+async def set_policy(
+    session: AsyncSession, *, body: PolicyIn, correlation_id: str, now: datetime
+) -> PolicyOut:
+    """Store a new policy version (never looser than the law) and publish it."""
+    validate_policy(body)
+    latest = await session.scalar(sa.select(sa.func.max(ContactPolicy.version)))
+    version = (latest or 0) + 1
+    document = body.model_dump(mode="json")
+    session.add(
+        ContactPolicy(
+            version=version,
+            document=document,
+            changed_by=body.changed_by,
+            reason=body.reason,
+            changed_at=now,
+        )
+    )
+    await enqueue_event(
+        session,
+        topic=CONTACT_EVENTS,
+        envelope=build_envelope(
+            ContactPolicyChanged(
+                version=version,
+                packs=body.packs,
+                policy=document,
+                changed_by=body.changed_by,
+                reason=body.reason,
+                changed_at=now,
+            ),
+            key="contact-policy",
+            producer=PRODUCER,
+            correlation_id=correlation_id,
+        ),
+    )
+    await session.flush()
+    return PolicyOut.model_validate({**document, "version": version, "changed_at": now})
+
+
+async def simulate_policy(
+    session: AsyncSession, *, body: PolicyIn, limit: int = 200_000
+) -> SimulationOut:
+    """Replay the stored attempt history under a proposed policy."""
+    validate_policy(body)
+    packs, policy = engine_policy(body)
+    rows = (
+        await session.execute(
+            sa.select(ContactOutcomeRecord, ContactCase.time_zone)
+            .join(ContactCase, ContactCase.case_id == ContactOutcomeRecord.case_id)
+            .order_by(ContactOutcomeRecord.debtor_id, ContactOutcomeRecord.occurred_at)
+            .limit(limit)
+        )
+    ).all()
+    history: dict[uuid.UUID | None, list[rules.Attempt]] = {}
+    by_rule: dict[str, int] = {}
+    examples: list[SimulatedAttempt] = []
+    counts = {"allowed": 0, "moved": 0, "blocked": 0}
+    for outcome, zone in rows:
+        past = history.setdefault(outcome.debtor_id, [])
+        decision = rules.decide(
+            rules.DecisionRequest(
+                debtor_id=str(outcome.debtor_id),
+                debt_id=str(outcome.case_id),
+                channel=domain.Channel(outcome.channel),
+                at=outcome.occurred_at,
+                zones=(zone or "UTC",),
+                agency=None,
+            ),
+            rules.DebtorState(history=tuple(past)),
+            packs=packs,
+            policy=policy,
+        )
+        verdict = (
+            "allowed"
+            if decision.allowed
+            else ("moved" if decision.next_allowed_at is not None else "blocked")
+        )
+        counts[verdict] += 1
+        if verdict != "allowed":
+            for o in decision.objections:
+                by_rule[o.rule_id] = by_rule.get(o.rule_id, 0) + 1
+            if len(examples) < 100:
+                examples.append(
+                    SimulatedAttempt(
+                        outcome_id=outcome.outcome_id,
+                        case_id=outcome.case_id,
+                        channel=outcome.channel,
+                        occurred_at=outcome.occurred_at,
+                        verdict=verdict,
+                        rule_ids=[o.rule_id for o in decision.objections],
+                        next_allowed_at=decision.next_allowed_at,
+                    )
+                )
+        result = OutcomeResult(outcome.result)
+        past.append(
+            rules.Attempt(
+                at=outcome.occurred_at,
+                channel=domain.Channel(outcome.channel),
+                debt_id=str(outcome.case_id),
+                connected=result in CONNECTED,
+                conversation=outcome.channel == "call" and result in CONVERSATION,
+            )
+        )
+    return SimulationOut(attempts_replayed=len(rows), by_rule=by_rule, examples=examples, **counts)

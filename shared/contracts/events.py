@@ -277,6 +277,20 @@ class ContactBlocked(EventPayload):
     checked_at: AwareDatetime
 
 
+class ContactPolicyChanged(EventPayload):
+    """A tenant changed its contact policy (rule packs and stricter local rules)."""
+
+    event_type: ClassVar[str] = "contact.policy_changed"
+    event_version: ClassVar[int] = 1
+
+    version: int = Field(ge=1)
+    packs: list[str]
+    policy: dict[str, Any]
+    changed_by: str
+    reason: str
+    changed_at: AwareDatetime
+
+
 class OutcomeResult(StrEnum):
     NO_ANSWER = "no_answer"
     BUSY = "busy"
@@ -355,6 +369,7 @@ PAYLOADS: tuple[type[EventPayload], ...] = (
     ContactPlanned,
     ContactBlocked,
     ContactCancelled,
+    ContactPolicyChanged,
     ContactOutcome,
     ContactOutcomeRecorded,
     ContactEscalated,

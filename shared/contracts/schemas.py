@@ -32,6 +32,7 @@ TOPIC_OF: dict[str, str] = {
     "contact.escalated": CONTACT_EVENTS,
     "contact.blocked": CONTACT_EVENTS,
     "contact.cancelled": CONTACT_EVENTS,
+    "contact.policy_changed": CONTACT_EVENTS,
 }
 
 

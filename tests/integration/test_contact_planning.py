@@ -434,3 +434,82 @@ async def test_holds_cancel_live_attempts_block_decisions_and_release_replans(
             )
         ).all()
     assert sorted(tuple(r) for r in replanned) == [(1, "cancelled"), (2, "planned")]
+
+
+async def test_policy_is_versioned_never_looser_and_simulated(app: FastAPI) -> None:
+    opened, _scored = events(dpd=10)
+    env_o = build_envelope(opened, key=str(opened.case_id), producer="cases", correlation_id="c")
+    async with app.state.runtime.sessions() as s, s.begin():
+        await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
+    policy = {
+        "packs": ["cn"],
+        "window_start": "09:00",
+        "window_end": "21:00",
+        "quiet": [{"start": "12:00", "end": "13:30"}],
+        "caps": {"CN-CALLS-DAY": 2},
+        "changed_by": "officer-li",
+        "reason": "lunch quiet hours",
+    }
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        assert (await c.get("/v1/contact/policy")).json()["version"] == 0
+        for looser, words in (
+            ({**policy, "window_start": "07:00"}, "window_start"),
+            ({**policy, "caps": {"CN-CALLS-DAY": 5}}, "above the law"),
+            ({**policy, "caps": {"US-7IN7": 1}}, "not a cap"),
+            ({**policy, "packs": ["us-ma"]}, "us-federal"),
+        ):
+            refused = await c.post("/v1/contact/simulate", json=looser)
+            assert refused.status_code == 422, looser
+            assert words in refused.json()["detail"]
+        for hour in (1, 2, 4, 5):  # 09:00, 10:00, 12:00, 13:00 in Shanghai on 5 March
+            await c.post(
+                "/v1/contact/outcomes",
+                json={
+                    "outcome_id": str(uuid.uuid4()),
+                    "case_id": str(opened.case_id),
+                    "channel": "call",
+                    "result": "right_party_contact",
+                    "dialer": "d",
+                    "occurred_at": f"2026-03-05T0{hour}:00:00Z",
+                },
+            )
+        sim = (await c.post("/v1/contact/simulate", json=policy)).json()
+        assert sim["attempts_replayed"] == 4
+        assert sim["allowed"] == 2
+        assert sim["by_rule"] == {"POLICY-QUIET": 2, "CN-CALLS-DAY": 2}  # 12:00 and 13:00
+        stored = await c.put("/v1/contact/policy", json=policy)
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["version"] == 1
+        again = await c.put("/v1/contact/policy", json={**policy, "reason": "tighter"})
+        assert again.json()["version"] == 2
+        lunch = await c.post(
+            "/v1/contact/decisions",
+            json={
+                "debtor_id": str(opened.debtor_id),
+                "case_id": str(opened.case_id),
+                "channel": "sms",
+                "at": "2026-03-06T04:15:00Z",
+            },
+        )
+        assert [o["rule_id"] for o in lunch.json()["objections"]] == ["POLICY-QUIET"]
+        early = await c.post(
+            "/v1/contact/decisions",
+            json={
+                "debtor_id": str(opened.debtor_id),
+                "case_id": str(opened.case_id),
+                "channel": "sms",
+                "at": "2026-03-06T00:30:00Z",
+            },
+        )
+        assert early.json()["next_allowed_at"] == "2026-03-06T01:00:00Z"  # 09:00 local
+    async with app.state.runtime.sessions() as s:
+        published = (
+            (
+                await s.execute(
+                    sa.select(outbox.c.event_type).where(outbox.c.key == "contact-policy")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert published == ["contact.policy_changed", "contact.policy_changed"]

@@ -119,6 +119,7 @@ def test_published_schemas_are_up_to_date() -> None:
         "contact.escalated",
         "contact.blocked",
         "contact.cancelled",
+        "contact.policy_changed",
         "case.hold_placed",
         "case.hold_released",
     }
