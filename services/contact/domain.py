@@ -95,3 +95,28 @@ def first_contact_for(*, days_past_due: int) -> FirstContact:
     if days_past_due <= 60:
         return FirstContact(Channel.CALL, "specialist_call", "late")
     return FirstContact(Channel.LETTER, "pre_legal_notice", "legal_review")
+
+
+#: Scoring's recommended treatment -> the first contact that carries it out.
+TREATMENTS: dict[str, FirstContact] = {
+    "sms_reminder": FirstContact(Channel.SMS, "reminder_sms", "reminder"),
+    "call": FirstContact(Channel.CALL, "collection_call", "early"),
+    "field_visit": FirstContact(Channel.VISIT, "field_visit", "late"),
+    "lawyers_letter": FirstContact(Channel.LETTER, "lawyers_letter", "legal_review"),
+    "litigation": FirstContact(Channel.LETTER, "pre_litigation_notice", "legal"),
+    "asset_disposal": FirstContact(Channel.LETTER, "asset_disposal_notice", "legal"),
+    "restructuring_offer": FirstContact(Channel.CALL, "restructuring_offer", "restructuring"),
+    "settlement_offer": FirstContact(Channel.CALL, "settlement_offer", "negotiation"),
+}
+AUTOMATED = frozenset({Channel.SMS, Channel.EMAIL})
+
+
+def contact_for(
+    *, treatment: str | None, days_past_due: int, human_only: bool = False
+) -> FirstContact:
+    """The contact for scoring's treatment (the DPD stage table when there is none); a case
+    escalated to a human gets a human call instead of an automated channel."""
+    chosen = TREATMENTS.get(treatment or "") or first_contact_for(days_past_due=days_past_due)
+    if human_only and chosen.channel in AUTOMATED:
+        return FirstContact(Channel.CALL, "human_follow_up", chosen.stage)
+    return chosen

@@ -29,6 +29,7 @@ class ContactCase(Base):
     risk_tier: Mapped[str | None] = mapped_column(sa.String(16))
     scored_event_id: Mapped[str | None] = mapped_column(sa.String(64))
     human_only: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    treatment: Mapped[str | None] = mapped_column(sa.String(32))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

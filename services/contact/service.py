@@ -93,6 +93,7 @@ async def record_case_scored(
     case.risk_tier = event.risk_tier.value
     case.days_past_due = event.days_past_due
     case.scored_event_id = str(envelope.event_id)
+    case.treatment = event.treatment
     case.updated_at = now
     return await _plan_first_attempt(session, case=case, envelope=envelope, now=now, packs=packs)
 
@@ -323,7 +324,9 @@ async def _plan_first_attempt(
         )
     )
     zone = ZoneInfo(case.time_zone)
-    first = domain.first_contact_for(days_past_due=case.days_past_due)
+    first = domain.contact_for(
+        treatment=case.treatment, days_past_due=case.days_past_due, human_only=case.human_only
+    )
     active_packs, active_policy = await policy_in_force(session, default_packs=packs)
     decision = rules.decide(
         rules.DecisionRequest(

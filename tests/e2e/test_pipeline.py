@@ -122,12 +122,18 @@ async def test_case_flows_to_a_lawful_planned_contact_and_an_intact_audit_chain(
             )
             attempt = attempts["attempts"][0]
             assert_lawful(attempt)
-            expected_channel = (
-                "sms"
-                if case["days_past_due"] <= 7
-                else ("call" if case["days_past_due"] <= 60 else "letter")
-            )
-            assert attempt["channel"] == expected_channel, case["days_past_due"]
+            # Contact carries out scoring's recommended treatment.
+            expected_channel = {
+                "sms_reminder": "sms",
+                "call": "call",
+                "field_visit": "visit",
+                "lawyers_letter": "letter",
+                "litigation": "letter",
+                "asset_disposal": "letter",
+                "restructuring_offer": "call",
+                "settlement_offer": "call",
+            }[latest["treatment"]]
+            assert attempt["channel"] == expected_channel, latest["treatment"]
             audit = await wait_for(
                 client,
                 f"{stack.url('compliance')}/v1/audit/entries?case_id={cid}",

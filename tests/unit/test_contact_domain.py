@@ -212,3 +212,16 @@ def test_first_contact_by_stage(dpd: int, channel: Channel, stage: str) -> None:
 def test_negative_dpd_is_refused() -> None:
     with pytest.raises(ValueError, match="negative"):
         first_contact_for(days_past_due=-1)
+
+
+def test_contact_follows_the_treatment_and_a_human_takes_escalated_cases() -> None:
+    from services.contact.domain import contact_for
+
+    assert (
+        contact_for(treatment="settlement_offer", days_past_due=40).template == "settlement_offer"
+    )
+    assert contact_for(treatment="field_visit", days_past_due=40).channel is Channel.VISIT
+    assert contact_for(treatment=None, days_past_due=3).channel is Channel.SMS
+    assert contact_for(treatment="unknown", days_past_due=70).channel is Channel.LETTER
+    human = contact_for(treatment="sms_reminder", days_past_due=3, human_only=True)
+    assert (human.channel, human.template) == (Channel.CALL, "human_follow_up")
