@@ -120,3 +120,61 @@ def contact_for(
     if human_only and chosen.channel in AUTOMATED:
         return FirstContact(Channel.CALL, "human_follow_up", chosen.stage)
     return chosen
+
+
+# When people answer, by local hour, before any outcome is known: mornings and early evenings,
+# not meal times (the plans: "avoid meal and sleep times, prefer when people actually answer").
+_CALL_PRIOR = {
+    8: 0.15,
+    9: 0.25,
+    10: 0.35,
+    11: 0.33,
+    12: 0.12,
+    13: 0.18,
+    14: 0.28,
+    15: 0.3,
+    16: 0.3,
+    17: 0.24,
+    18: 0.14,
+    19: 0.34,
+    20: 0.36,
+    21: 0.2,
+}
+_MESSAGE_PRIOR = {h: (0.5 if h in (10, 11, 15, 16, 19, 20) else 0.3) for h in range(24)}
+PRIOR_STRENGTH = 20.0  # the prior counts as this many attempts
+HALF_LIFE_HOURS = 12.0  # waiting 12 h for a better hour halves its appeal
+
+
+def prior_answer_rate(channel: Channel, hour: int) -> float:
+    if channel in (Channel.CALL, Channel.VISIT):
+        return _CALL_PRIOR.get(hour, 0.05)
+    return _MESSAGE_PRIOR.get(hour, 0.3)
+
+
+def answer_rate(*, channel: Channel, hour: int, attempts: int, connected: int) -> float:
+    """Beta-binomial posterior mean: the prior, moved by this segment's outcomes."""
+    prior = prior_answer_rate(channel, hour)
+    return (prior * PRIOR_STRENGTH + connected) / (PRIOR_STRENGTH + attempts)
+
+
+def best_slot(
+    *,
+    candidates: list[datetime],
+    zone: ZoneInfo,
+    channel: Channel,
+    stats: dict[int, tuple[int, int]],
+) -> datetime:
+    """Among lawful candidate slots (earliest first), the one with the best expected answer
+    rate, discounted for waiting; `stats` maps local hour -> (attempts, connected)."""
+    if not candidates:
+        raise ValueError("no candidate slots")
+    first = candidates[0]
+
+    def value(slot: datetime) -> float:
+        hour = slot.astimezone(zone).hour
+        attempts, connected = stats.get(hour, (0, 0))
+        rate = answer_rate(channel=channel, hour=hour, attempts=attempts, connected=connected)
+        waited = (slot - first).total_seconds() / 3600
+        return float(rate * 0.5 ** (waited / HALF_LIFE_HOURS))
+
+    return max(candidates, key=lambda slot: (value(slot), -slot.timestamp()))

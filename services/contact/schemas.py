@@ -134,6 +134,11 @@ class PolicyIn(BaseModel):
     holidays: list[date] = Field(default_factory=list, max_length=400)
     caps: dict[str, int] = Field(default_factory=dict)
     min_gap_minutes: int | None = Field(default=None, ge=1, le=1440)
+    prefer_answer_hours: bool = Field(
+        default=False,
+        description="Plan at the lawful hour (within a day) when the segment answers most, "
+        "learned from outcomes, instead of the earliest lawful moment.",
+    )
     changed_by: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=3, max_length=2000)
 

@@ -293,6 +293,77 @@ async def _agitated_in_a_row(session: AsyncSession, *, case: ContactCase) -> boo
     return len(last) == AGITATED_IN_A_ROW and all(r == OutcomeResult.AGITATED for r in last)
 
 
+SEGMENT_WINDOW = timedelta(days=90)
+SEGMENT_SAMPLE = 5000
+
+
+async def segment_answer_stats(
+    session: AsyncSession, *, time_zone: str, channel: domain.Channel, now: datetime
+) -> dict[int, tuple[int, int]]:
+    """(attempts, connected) by local hour for debtors in the same zone (the segment), from
+    recent outcomes: what the planner learns where people actually answer."""
+    rows = (
+        await session.execute(
+            sa.select(ContactOutcomeRecord.occurred_at, ContactOutcomeRecord.result)
+            .join(ContactCase, ContactCase.case_id == ContactOutcomeRecord.case_id)
+            .where(
+                ContactCase.time_zone == time_zone,
+                ContactOutcomeRecord.channel == channel.value,
+                ContactOutcomeRecord.occurred_at >= now - SEGMENT_WINDOW,
+            )
+            .order_by(ContactOutcomeRecord.occurred_at.desc())
+            .limit(SEGMENT_SAMPLE)
+        )
+    ).all()
+    zone = ZoneInfo(time_zone)
+    stats: dict[int, tuple[int, int]] = {}
+    for occurred_at, result in rows:
+        hour = occurred_at.astimezone(zone).hour
+        attempts, connected = stats.get(hour, (0, 0))
+        stats[hour] = (attempts + 1, connected + (OutcomeResult(result) in CONNECTED))
+    return stats
+
+
+async def _best_lawful_slot(
+    session: AsyncSession,
+    *,
+    earliest: datetime,
+    case: ContactCase,
+    channel: domain.Channel,
+    state: rules.DebtorState,
+    packs: tuple[str, ...],
+    policy: rules.Policy,
+) -> datetime:
+    """The earliest lawful slot, or a lawful whole hour of the next day when this segment
+    answers clearly more then (every candidate is re-checked by the engine)."""
+    assert case.time_zone is not None
+    assert case.debtor_id is not None
+    candidates = [earliest]
+    start = earliest.replace(minute=0, second=0, microsecond=0)
+    for hours in range(1, 25):
+        slot = start + timedelta(hours=hours)
+        verdict = rules.decide(
+            rules.DecisionRequest(
+                debtor_id=str(case.debtor_id),
+                debt_id=str(case.case_id),
+                channel=channel,
+                at=slot,
+                zones=(case.time_zone,),
+            ),
+            state,
+            packs=packs,
+            policy=policy,
+        )
+        if verdict.allowed:
+            candidates.append(slot)
+    stats = await segment_answer_stats(
+        session, time_zone=case.time_zone, channel=channel, now=earliest
+    )
+    return domain.best_slot(
+        candidates=candidates, zone=ZoneInfo(case.time_zone), channel=channel, stats=stats
+    )
+
+
 async def _plan_first_attempt(
     session: AsyncSession,
     *,
@@ -327,7 +398,9 @@ async def _plan_first_attempt(
     first = domain.contact_for(
         treatment=case.treatment, days_past_due=case.days_past_due, human_only=case.human_only
     )
-    active_packs, active_policy = await policy_in_force(session, default_packs=packs)
+    in_force = await current_policy(session, default_packs=packs)
+    active_packs, active_policy = engine_policy(in_force)
+    state = await debtor_state(session, debtor_id=case.debtor_id, case_id=case.case_id, at=now)
     decision = rules.decide(
         rules.DecisionRequest(
             debtor_id=str(case.debtor_id),
@@ -336,7 +409,7 @@ async def _plan_first_attempt(
             at=now,
             zones=(case.time_zone,),
         ),
-        await debtor_state(session, debtor_id=case.debtor_id, case_id=case.case_id, at=now),
+        state,
         packs=active_packs,
         policy=active_policy,
     )
@@ -348,6 +421,16 @@ async def _plan_first_attempt(
         )
         return None
     slot = decision.next_allowed_at.astimezone(UTC)
+    if in_force.prefer_answer_hours:
+        slot = await _best_lawful_slot(
+            session,
+            earliest=slot,
+            case=case,
+            channel=first.channel,
+            state=state,
+            packs=active_packs,
+            policy=active_policy,
+        )
     attempt = ContactAttempt(
         id=uuid.uuid4(),
         case_id=case.case_id,

@@ -513,3 +513,29 @@ async def test_policy_is_versioned_never_looser_and_simulated(app: FastAPI) -> N
             .all()
         )
     assert published == ["contact.policy_changed", "contact.policy_changed"]
+
+
+async def test_answer_hours_preference_moves_the_slot_within_the_law(app: FastAPI) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        stored = await c.put(
+            "/v1/contact/policy",
+            json={
+                "packs": ["cn"],
+                "prefer_answer_hours": True,
+                "changed_by": "ops",
+                "reason": "plan when people answer",
+            },
+        )
+        assert stored.status_code == 200, stored.text
+    opened, scored = events(dpd=10)
+    env_o = build_envelope(opened, key=str(opened.case_id), producer="cases", correlation_id="c")
+    env_s = build_envelope(scored, key=str(opened.case_id), producer="scoring", correlation_id="c")
+    async with app.state.runtime.sessions() as s, s.begin():
+        await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
+        attempt = await service.record_case_scored(
+            s, event=scored, envelope=env_s, now=LATE_EVENING
+        )
+    assert attempt is not None
+    local = attempt.planned_at.astimezone(ZoneInfo("Asia/Shanghai"))
+    # Not 08:00 (the earliest lawful moment) but 10:00, when calls are answered most.
+    assert (local.date(), local.time()) == (date(2026, 3, 5), time(10, 0))

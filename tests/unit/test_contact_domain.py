@@ -225,3 +225,24 @@ def test_contact_follows_the_treatment_and_a_human_takes_escalated_cases() -> No
     assert contact_for(treatment="unknown", days_past_due=70).channel is Channel.LETTER
     human = contact_for(treatment="sms_reminder", days_past_due=3, human_only=True)
     assert (human.channel, human.template) == (Channel.CALL, "human_follow_up")
+
+
+def test_best_slot_prefers_answering_hours_and_learns() -> None:
+    from services.contact.domain import answer_rate, best_slot
+
+    zone = ZoneInfo("Asia/Shanghai")
+    candidates = [datetime(2026, 5, 4, h, 0, tzinfo=zone) for h in range(8, 22)]
+    # Before any outcome: 10:00 beats 08:00 (twice the prior rate for two hours' wait).
+    assert best_slot(candidates=candidates, zone=zone, channel=Channel.CALL, stats={}).hour == 10
+    # This segment answers in the evening: the planner follows the data.
+    learned = {20: (200, 150), 10: (200, 10)}
+    assert (
+        best_slot(candidates=candidates, zone=zone, channel=Channel.CALL, stats=learned).hour == 20
+    )
+    assert answer_rate(channel=Channel.CALL, hour=20, attempts=200, connected=150) > 0.6
+    assert (
+        best_slot(candidates=candidates[:1], zone=zone, channel=Channel.SMS, stats={})
+        == candidates[0]
+    )
+    with pytest.raises(ValueError, match="no candidate"):
+        best_slot(candidates=[], zone=zone, channel=Channel.CALL, stats={})
