@@ -21,7 +21,7 @@ from services.contact.schemas import (
     SimulationOut,
 )
 from services.contact.settings import ContactSettings
-from shared.contracts import ContactOutcome, utc_now
+from shared.contracts import ContactOutcome
 from shared.http import problem_responses
 from shared.logging import correlation_id
 from shared.runtime import runtime_of, unit_of_work
@@ -58,10 +58,10 @@ async def get_attempt(attempt_id: uuid.UUID, request: Request) -> AttemptOut:
     responses=problem_responses(404),
 )
 async def decide(body: DecisionIn, request: Request) -> DecisionOut:
-    settings = runtime_of(request).settings
-    packs = tuple(settings.rule_packs) if isinstance(settings, ContactSettings) else ("cn",)
     async with unit_of_work(request) as session:
-        return await service.decide_contact(session, body=body, default_packs=packs, now=utc_now())
+        return await service.decide_contact(
+            session, body=body, default_packs=_packs(request), now=request.app.state.clock()
+        )
 
 
 def _packs(request: Request) -> tuple[str, ...]:
@@ -84,7 +84,7 @@ async def report_outcome(
             session,
             outcome=body,
             correlation_id=correlation_id.get() or str(uuid.uuid4()),
-            now=utc_now(),
+            now=request.app.state.clock(),
             packs=_packs(request),
         )
     if duplicate:
@@ -140,7 +140,7 @@ async def put_policy(body: PolicyIn, request: Request) -> PolicyOut:
             session,
             body=body,
             correlation_id=correlation_id.get() or str(uuid.uuid4()),
-            now=utc_now(),
+            now=request.app.state.clock(),
         )
 
 

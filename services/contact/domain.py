@@ -178,3 +178,13 @@ def best_slot(
         return float(rate * 0.5 ** (waited / HALF_LIFE_HOURS))
 
     return max(candidates, key=lambda slot: (value(slot), -slot.timestamp()))
+
+
+#: How long to wait before trying a channel again after no answer (the rules may add more).
+RETRY_AFTER: dict[Channel, timedelta] = {
+    Channel.CALL: timedelta(hours=2),
+    Channel.SMS: timedelta(days=1),
+    Channel.EMAIL: timedelta(days=1),
+    Channel.VISIT: timedelta(days=3),
+    Channel.LETTER: timedelta(days=7),
+}

@@ -76,7 +76,14 @@ async def record_case_opened(
     if case.days_past_due is None:
         case.days_past_due = event.days_past_due
     case.updated_at = now
-    return await _plan_first_attempt(session, case=case, envelope=envelope, now=now, packs=packs)
+    return await _plan_first_attempt(
+        session,
+        case=case,
+        correlation_id=envelope.correlation_id,
+        causation_id=str(envelope.event_id),
+        now=now,
+        packs=packs,
+    )
 
 
 async def record_case_scored(
@@ -95,7 +102,14 @@ async def record_case_scored(
     case.scored_event_id = str(envelope.event_id)
     case.treatment = event.treatment
     case.updated_at = now
-    return await _plan_first_attempt(session, case=case, envelope=envelope, now=now, packs=packs)
+    return await _plan_first_attempt(
+        session,
+        case=case,
+        correlation_id=envelope.correlation_id,
+        causation_id=str(envelope.event_id),
+        now=now,
+        packs=packs,
+    )
 
 
 CONNECTED = frozenset(
@@ -111,6 +125,9 @@ CONNECTED = frozenset(
 )
 CONVERSATION = CONNECTED - {OutcomeResult.THIRD_PARTY}
 AGITATED_IN_A_ROW = 3
+#: Outcomes after which the planner tries again by itself; the others wait for a person, a
+#: promise date, or the cases service (a dispute becomes a hold there).
+RETRY_LATER = frozenset({OutcomeResult.NO_ANSWER, OutcomeResult.BUSY})
 
 
 PERSON_HOLDS = frozenset(
@@ -275,6 +292,22 @@ async def record_outcome(
                 correlation_id=correlation_id,
             ),
         )
+    if (
+        case is not None
+        and outcome.result in RETRY_LATER
+        and attempt is not None
+        and attempt.case_id == case.case_id
+    ):
+        channel = domain.Channel(outcome.channel)
+        await _plan_first_attempt(
+            session,
+            case=case,
+            correlation_id=correlation_id,
+            causation_id=str(outcome.outcome_id),
+            now=now,
+            packs=packs,
+            not_before=outcome.occurred_at + domain.RETRY_AFTER[channel],
+        )
     return flags, False
 
 
@@ -368,9 +401,11 @@ async def _plan_first_attempt(
     session: AsyncSession,
     *,
     case: ContactCase,
-    envelope: Envelope,
+    correlation_id: str,
+    causation_id: str | None,
     now: datetime,
     packs: tuple[str, ...],
+    not_before: datetime | None = None,
 ) -> ContactAttempt | None:
     if (
         case.time_zone is None
@@ -406,7 +441,7 @@ async def _plan_first_attempt(
             debtor_id=str(case.debtor_id),
             debt_id=str(case.case_id),
             channel=first.channel,
-            at=now,
+            at=max(now, not_before or now),
             zones=(case.time_zone,),
         ),
         state,
@@ -467,8 +502,8 @@ async def _plan_first_attempt(
             ),
             key=str(attempt.case_id),
             producer=PRODUCER,
-            correlation_id=envelope.correlation_id,
-            causation_id=str(envelope.event_id),
+            correlation_id=correlation_id,
+            causation_id=causation_id,
         ),
     )
     return attempt
@@ -709,7 +744,14 @@ async def record_hold_released(
     if case is None:
         return None
     await session.flush()
-    return await _plan_first_attempt(session, case=case, envelope=envelope, now=now, packs=packs)
+    return await _plan_first_attempt(
+        session,
+        case=case,
+        correlation_id=envelope.correlation_id,
+        causation_id=str(envelope.event_id),
+        now=now,
+        packs=packs,
+    )
 
 
 class LooserPolicy(DomainError):

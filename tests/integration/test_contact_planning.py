@@ -539,3 +539,51 @@ async def test_answer_hours_preference_moves_the_slot_within_the_law(app: FastAP
     local = attempt.planned_at.astimezone(ZoneInfo("Asia/Shanghai"))
     # Not 08:00 (the earliest lawful moment) but 10:00, when calls are answered most.
     assert (local.date(), local.time()) == (date(2026, 3, 5), time(10, 0))
+
+
+async def test_no_answer_plans_the_next_lawful_try_and_a_promise_does_not(app: FastAPI) -> None:
+    opened, scored = events(dpd=10)
+    cid = opened.case_id
+    env_o = build_envelope(opened, key=str(cid), producer="cases", correlation_id="c")
+    env_s = build_envelope(scored, key=str(cid), producer="scoring", correlation_id="c")
+    async with app.state.runtime.sessions() as s, s.begin():
+        await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
+        first = await service.record_case_scored(s, event=scored, envelope=env_s, now=LATE_EVENING)
+    assert first is not None
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        # No answer at 21:00 Shanghai: two hours later is 23:00, so the retry is 08:00 next day.
+        app.state.clock = lambda: datetime(2026, 3, 5, 13, 0, 30, tzinfo=UTC)
+        await c.post(
+            "/v1/contact/outcomes",
+            json={
+                "outcome_id": str(uuid.uuid4()),
+                "attempt_id": str(first.id),
+                "case_id": str(cid),
+                "channel": "call",
+                "result": "no_answer",
+                "dialer": "d",
+                "occurred_at": "2026-03-05T13:00:00Z",
+            },
+        )
+        attempts = (await c.get(f"/v1/cases/{cid}/attempts")).json()["attempts"]
+        assert [(a["attempt_no"], a["status"]) for a in attempts] == [
+            (1, "completed"),
+            (2, "planned"),
+        ]
+        assert attempts[1]["local_planned_at"] == "2026-03-06T08:00:00+08:00"
+        await c.post(
+            "/v1/contact/outcomes",
+            json={
+                "outcome_id": str(uuid.uuid4()),
+                "attempt_id": attempts[1]["id"],
+                "case_id": str(cid),
+                "channel": "call",
+                "result": "promise_to_pay",
+                "promised_amount": "500",
+                "promised_date": "2026-03-10",
+                "dialer": "d",
+                "occurred_at": "2026-03-06T00:30:00Z",
+            },
+        )
+        after = (await c.get(f"/v1/cases/{cid}/attempts")).json()["attempts"]
+        assert [a["status"] for a in after] == ["completed", "completed"]  # waits for the promise
