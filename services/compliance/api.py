@@ -26,7 +26,9 @@ async def list_entries(
     case_id: Annotated[
         str | None, Query(min_length=1, max_length=200, description="The case (partition key).")
     ] = None,
-    after_seq: Annotated[int, Query(ge=0, description="Return entries after this seq.")] = 0,
+    after_seq: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Return entries after this seq.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditEntries:
     async with unit_of_work(request) as session:

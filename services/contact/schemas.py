@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from services.contact.domain import Channel
 from shared.contracts import TimeZoneName
@@ -92,11 +100,20 @@ class OutcomeRecorded(BaseModel):
     duplicate: bool = Field(description="This outcome id was already recorded; nothing changed.")
 
 
+def _wall_clock(value: time | None) -> time | None:
+    if value is not None and value.tzinfo is not None:
+        raise ValueError("a local wall-clock time, without an offset (the debtor's zone applies)")
+    return value
+
+
+WallClock = Annotated[time, AfterValidator(_wall_clock)]
+
+
 class QuietWindow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: time
-    end: time
+    start: WallClock
+    end: WallClock
 
     @model_validator(mode="after")
     def _ordered(self) -> QuietWindow:
@@ -128,11 +145,13 @@ class PolicyIn(BaseModel):
     )
 
     packs: list[str] = Field(min_length=1, max_length=5)
-    window_start: time | None = None
-    window_end: time | None = None
+    window_start: WallClock | None = None
+    window_end: WallClock | None = None
     quiet: list[QuietWindow] = Field(default_factory=list, max_length=10)
     holidays: list[date] = Field(default_factory=list, max_length=400)
-    caps: dict[str, int] = Field(default_factory=dict)
+    caps: dict[Annotated[str, Field(max_length=32)], Annotated[int, Field(ge=0, le=1000)]] = Field(
+        default_factory=dict, max_length=20
+    )
     min_gap_minutes: int | None = Field(default=None, ge=1, le=1440)
     prefer_answer_hours: bool = Field(
         default=False,

@@ -452,6 +452,9 @@ async def test_policy_is_versioned_never_looser_and_simulated(app: FastAPI) -> N
     }
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
         assert (await c.get("/v1/contact/policy")).json()["version"] == 0
+        offset = await c.put("/v1/contact/policy", json={**policy, "window_start": "09:00+01:00"})
+        assert offset.status_code == 422  # found by schemathesis: a 500 before
+        assert offset.json()["invalid-params"][0]["name"] == "body.window_start"
         for looser, words in (
             ({**policy, "window_start": "07:00"}, "window_start"),
             ({**policy, "caps": {"CN-CALLS-DAY": 5}}, "above the law"),
