@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from services.compliance import service
-from services.compliance.schemas import AuditEntries, ChainVerification
+from services.compliance.schemas import (
+    AuditEntries,
+    ChainVerification,
+    ConsistencyProof,
+    InclusionProof,
+    TreeHead,
+)
 from services.compliance.settings import ComplianceSettings
 from shared.http import problem_responses
 from shared.runtime import runtime_of, unit_of_work
@@ -48,3 +54,39 @@ async def verify(request: Request) -> ChainVerification:
     chunk = settings.verify_chunk_size if isinstance(settings, ComplianceSettings) else 5000
     async with unit_of_work(request) as session:
         return await service.verify_chain(session, chunk_size=chunk)
+
+
+@router.get("/tree-head", response_model=TreeHead, summary="Merkle tree head of the log")
+async def get_tree_head(request: Request) -> TreeHead:
+    async with unit_of_work(request) as session:
+        return await service.tree_head(session)
+
+
+@router.get(
+    "/proof/{seq}",
+    response_model=InclusionProof,
+    summary="Inclusion proof of an entry (RFC 6962 audit path)",
+    responses=problem_responses(404),
+)
+async def get_inclusion(
+    seq: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    request: Request,
+    tree_size: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> InclusionProof:
+    async with unit_of_work(request) as session:
+        return await service.inclusion(session, seq=seq, tree_size=tree_size)
+
+
+@router.get(
+    "/consistency",
+    response_model=ConsistencyProof,
+    summary="Consistency proof between two tree sizes (the log only grew)",
+    responses=problem_responses(),
+)
+async def get_consistency(
+    request: Request,
+    first: Annotated[int, Query(ge=1, le=2**63 - 1)],
+    second: Annotated[int, Query(ge=1, le=2**63 - 1)],
+) -> ConsistencyProof:
+    async with unit_of_work(request) as session:
+        return await service.consistency(session, first=first, second=second)

@@ -37,3 +37,27 @@ class ChainVerification(BaseModel):
     head_hash: str
     first_broken_seq: int | None = None
     problem: str | None = None
+
+
+class TreeHead(BaseModel):
+    """RFC 6962 tree head over the evidence log: anchor it anywhere outside the system."""
+
+    tree_size: int
+    root_hash: str = Field(description="Hex SHA-256 Merkle root (RFC 6962 hashing).")
+
+
+class InclusionProof(BaseModel):
+    seq: int
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str
+    audit_path: list[str]
+    root_hash: str
+
+
+class ConsistencyProof(BaseModel):
+    first_size: int
+    second_size: int
+    first_root: str
+    second_root: str
+    proof: list[str]

@@ -8,10 +8,18 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.compliance import domain
+from services.compliance import domain, merkle
 from services.compliance.models import AuditEntry, ChainHead
-from services.compliance.schemas import AuditEntries, AuditEntryOut, ChainVerification
+from services.compliance.schemas import (
+    AuditEntries,
+    AuditEntryOut,
+    ChainVerification,
+    ConsistencyProof,
+    InclusionProof,
+    TreeHead,
+)
 from shared.contracts import Envelope
+from shared.http import DomainError, NotFound
 
 HEAD_ID = 1
 
@@ -126,4 +134,55 @@ async def verify_chain(session: AsyncSession, *, chunk_size: int) -> ChainVerifi
         head_hash=head_hash,
         first_broken_seq=verifier.broken_seq,
         problem=verifier.problem,
+    )
+
+
+class InvalidTreeSize(DomainError):
+    status = 422
+    problem_type = "https://qingshou.dev/problems/invalid-tree-size"
+
+
+async def _leaves(session: AsyncSession, *, size: int | None) -> list[bytes]:
+    """Leaf hashes of the first `size` entries (all when None), in sequence order."""
+    query = sa.select(AuditEntry.body).order_by(AuditEntry.seq)
+    if size is not None:
+        query = query.limit(size)
+    return [merkle.leaf_hash(bytes(body)) for body in (await session.scalars(query)).all()]
+
+
+async def tree_head(session: AsyncSession) -> TreeHead:
+    leaves = await _leaves(session, size=None)
+    return TreeHead(tree_size=len(leaves), root_hash=merkle.root(leaves).hex())
+
+
+async def inclusion(session: AsyncSession, *, seq: int, tree_size: int | None) -> InclusionProof:
+    """Audit path of entry `seq` in the tree of the first `tree_size` entries (all if None)."""
+    leaves = await _leaves(session, size=tree_size)
+    if tree_size is not None and tree_size != len(leaves):
+        raise InvalidTreeSize(f"the log holds {len(leaves)} entries, not {tree_size}")
+    if not 1 <= seq <= len(leaves):
+        raise NotFound(f"no entry {seq} in a tree of size {len(leaves)}")
+    return InclusionProof(
+        seq=seq,
+        leaf_index=seq - 1,
+        tree_size=len(leaves),
+        leaf_hash=leaves[seq - 1].hex(),
+        audit_path=[h.hex() for h in merkle.inclusion_proof(seq - 1, leaves)],
+        root_hash=merkle.root(leaves).hex(),
+    )
+
+
+async def consistency(session: AsyncSession, *, first: int, second: int) -> ConsistencyProof:
+    """Proof that the tree of size `first` is a prefix of the tree of size `second`."""
+    leaves = await _leaves(session, size=second)
+    if second != len(leaves) or not 0 < first <= second:
+        raise InvalidTreeSize(
+            f"sizes must satisfy 0 < first <= second <= {len(leaves)} (got {first}, {second})"
+        )
+    return ConsistencyProof(
+        first_size=first,
+        second_size=second,
+        first_root=merkle.root(leaves[:first]).hex(),
+        second_root=merkle.root(leaves).hex(),
+        proof=[h.hex() for h in merkle.consistency_proof(first, leaves)],
     )

@@ -122,3 +122,39 @@ async def test_paging_parameters_are_bounded(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/audit/entries", params={"after_seq": 2**70})
     assert response.status_code == 422
     assert response.json()["invalid-params"][0]["name"] == "query.after_seq"
+
+
+async def test_tree_head_and_proofs_verify_against_the_stored_log(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    from services.compliance.merkle import verify_consistency, verify_inclusion
+
+    await append(app, [event(i) for i in range(13)])
+    head = (await client.get("/v1/audit/tree-head")).json()
+    assert head["tree_size"] == 13
+    for seq in (1, 7, 13):
+        proof = (await client.get(f"/v1/audit/proof/{seq}")).json()
+        assert proof["root_hash"] == head["root_hash"]
+        assert verify_inclusion(
+            leaf=bytes.fromhex(proof["leaf_hash"]),
+            index=seq - 1,
+            tree_size=13,
+            proof=[bytes.fromhex(h) for h in proof["audit_path"]],
+            expected_root=bytes.fromhex(head["root_hash"]),
+        )
+    old = (await client.get("/v1/audit/proof/3", params={"tree_size": 5})).json()
+    await append(app, [event(i) for i in range(100, 110)])
+    grown = (await client.get("/v1/audit/consistency", params={"first": 5, "second": 23})).json()
+    assert grown["first_root"] == old["root_hash"]
+    assert verify_consistency(
+        first_size=5,
+        second_size=23,
+        first_root=bytes.fromhex(grown["first_root"]),
+        second_root=bytes.fromhex(grown["second_root"]),
+        proof=[bytes.fromhex(h) for h in grown["proof"]],
+    )
+    assert (await client.get("/v1/audit/proof/99")).status_code == 404
+    assert (
+        await client.get("/v1/audit/consistency", params={"first": 9, "second": 5})
+    ).status_code == 422
+    assert (await client.get("/v1/audit/proof/1", params={"tree_size": 500})).status_code == 422
