@@ -8,6 +8,7 @@ deleting or reordering any stored byte breaks the chain at that entry.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -91,3 +92,33 @@ class ChainVerifier:
         if not columns_match:
             return "indexed columns disagree with the hashed entry"
         return None
+
+
+#: Payload fields that identify or describe a person: kept in the evidence log only as keyed
+#: hashes (HMAC-SHA256), so the log can prove "this value was sent" without holding it.
+PERSONAL_FIELDS = frozenset(
+    {"account_id", "name", "phone", "email", "national_id", "address", "risk_features"}
+)
+
+
+def protect_personal_data(value: Any, *, key: bytes) -> Any:
+    """A copy of an envelope with personal fields replaced by keyed hashes (recursively)."""
+    if isinstance(value, dict):
+        return {
+            k: _keyed_hash(v, key=key)
+            if k in PERSONAL_FIELDS
+            else protect_personal_data(v, key=key)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [protect_personal_data(v, key=key) for v in value]
+    return value
+
+
+def _keyed_hash(value: Any, *, key: bytes) -> Any:
+    if isinstance(value, dict):  # keep the structure (which inputs were present), hide values
+        return {k: _keyed_hash(v, key=key) for k, v in value.items()}
+    if value is None:
+        return None
+    digest = hmac.new(key, canonical_json(value), hashlib.sha256).hexdigest()
+    return f"hmac-sha256:{digest}"

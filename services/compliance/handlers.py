@@ -9,12 +9,19 @@ from shared.bus import ANY_EVENT, Handler, Received
 from shared.contracts import utc_now
 from shared.contracts.topics import MAIN_TOPICS
 
-
-async def on_any_event(session: AsyncSession, message: Received) -> None:
-    await service.append_event(
-        session, topic=message.topic, envelope=message.envelope, now=utc_now()
-    )
-
-
 TOPICS: tuple[str, ...] = MAIN_TOPICS
-HANDLERS: dict[str, Handler] = {ANY_EVENT: on_any_event}
+
+
+def make_handlers(*, pii_key: bytes) -> dict[str, Handler]:
+    """The one handler: append whatever arrives, personal data replaced by keyed hashes."""
+
+    async def on_any_event(session: AsyncSession, message: Received) -> None:
+        await service.append_event(
+            session,
+            topic=message.topic,
+            envelope=message.envelope,
+            now=utc_now(),
+            pii_key=pii_key,
+        )
+
+    return {ANY_EVENT: on_any_event}

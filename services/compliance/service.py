@@ -25,7 +25,12 @@ HEAD_ID = 1
 
 
 async def append_event(
-    session: AsyncSession, *, topic: str, envelope: Envelope, now: datetime
+    session: AsyncSession,
+    *,
+    topic: str,
+    envelope: Envelope,
+    now: datetime,
+    pii_key: bytes = b"",
 ) -> AuditEntry | None:
     """Append one event to the chain; an event id already recorded is skipped (dedupe)."""
     duplicate = await session.scalar(
@@ -40,7 +45,10 @@ async def append_event(
     seq = head.seq + 1
     recorded_at = now.isoformat()
     body = domain.canonical_entry(
-        seq=seq, topic=topic, recorded_at=recorded_at, envelope=envelope.model_dump(mode="json")
+        seq=seq,
+        topic=topic,
+        recorded_at=recorded_at,
+        envelope=domain.protect_personal_data(envelope.model_dump(mode="json"), key=pii_key),
     )
     entry = AuditEntry(
         seq=seq,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -15,3 +16,6 @@ class ComplianceSettings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///var/compliance.db"
     port: int = 8004
     verify_chunk_size: int = 5000
+    # Key of the keyed hashes that replace personal data in the log. Set a secret in
+    # production (COMPLIANCE_PII_KEY); the default only suits the embedded demo.
+    pii_key: SecretStr = SecretStr("qingshou-demo-pii-key-change-me")

@@ -7,6 +7,7 @@ the four services as separate processes. A plain aiokafka consumer plays the dia
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections import defaultdict
@@ -143,6 +144,8 @@ async def test_case_flows_to_a_lawful_planned_contact_and_an_intact_audit_chain(
             by_time = sorted(audit["entries"], key=lambda e: e["occurred_at"])
             types = [e["event_type"] for e in by_time]
             assert types == ["case.opened", "case.scored", "contact.planned"]
+            # Personal data reaches the evidence log only as keyed hashes.
+            assert case["account_id"] not in json.dumps(audit["entries"])
             # One correlation id from the CRM's request to the dialer's event.
             assert len({e["envelope"]["correlation_id"] for e in audit["entries"]}) == 1
 

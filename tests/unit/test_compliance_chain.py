@@ -85,3 +85,31 @@ def test_a_rehashed_forgery_breaks_the_next_link() -> None:
     verifier = ChainVerifier()
     assert not verifier.feed(chain)
     assert verifier.broken_seq == 3
+
+
+def test_personal_data_is_kept_only_as_keyed_hashes() -> None:
+    import json
+
+    from services.compliance.domain import protect_personal_data
+
+    envelope = {
+        "type": "case.opened",
+        "payload": {
+            "case_id": "c-1",
+            "account_id": "LN-42",
+            "risk_features": {"MonthlyIncome": 5400, "age": 37, "DebtRatio": None},
+            "amount_outstanding": "100.00",
+        },
+    }
+    protected = protect_personal_data(envelope, key=b"k1")
+    text = json.dumps(protected)
+    assert "LN-42" not in text
+    assert "5400" not in text
+    assert protected["payload"]["case_id"] == "c-1"  # not personal: kept
+    assert protected["payload"]["amount_outstanding"] == "100.00"
+    assert protected["payload"]["risk_features"]["DebtRatio"] is None
+    assert protected["payload"]["account_id"].startswith("hmac-sha256:")
+    # Same value, same key: same hash (provable); another key: unrelated.
+    assert protect_personal_data(envelope, key=b"k1") == protected
+    assert protect_personal_data(envelope, key=b"k2") != protected
+    assert envelope["payload"]["account_id"] == "LN-42"  # the input is not modified
