@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from services.contact.domain import Channel, ContactWindow, is_allowed_at, next_allowed_slot
+from shared.contracts import HoldKind
 
 __all__ = [
     "PACKS",
@@ -32,16 +32,8 @@ __all__ = [
 ]
 
 
-class Hold(StrEnum):
-    DISPUTE = "dispute"
-    COMPLAINT = "complaint"
-    HARDSHIP = "hardship"
-    BANKRUPTCY = "bankruptcy"
-    DECEASED = "deceased"
-    ATTORNEY = "attorney"
-    CEASE = "cease"
-    IDENTITY_THEFT = "identity_theft"
-    DO_NOT_CONTACT = "do_not_contact"
+# Holds are the cases service's vocabulary (its published contract), not a copy of it.
+Hold = HoldKind
 
 
 @dataclass(frozen=True)

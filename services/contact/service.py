@@ -40,6 +40,7 @@ from shared.contracts import (
     ContactPlanned,
     ContactPolicyChanged,
     Envelope,
+    EventPayload,
     HoldPlaced,
     HoldReleased,
     OutcomeResult,
@@ -51,6 +52,28 @@ from shared.outbox import enqueue_event
 
 PRODUCER = "contact"
 log = logging.getLogger(__name__)
+
+
+async def _publish(
+    session: AsyncSession,
+    payload: EventPayload,
+    *,
+    key: str,
+    correlation_id: str,
+    causation_id: str | None = None,
+) -> None:
+    """Stage one of contact's events on `contact.events` (published by the outbox relay)."""
+    await enqueue_event(
+        session,
+        topic=CONTACT_EVENTS,
+        envelope=build_envelope(
+            payload,
+            key=key,
+            producer=PRODUCER,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        ),
+    )
 
 
 async def _contact_case(session: AsyncSession, *, case_id: uuid.UUID, now: datetime) -> ContactCase:
@@ -257,40 +280,32 @@ async def record_outcome(
         attempt.status = "completed"
         attempt.result = outcome.result.value
     await session.flush()
-    await enqueue_event(
+    await _publish(
         session,
-        topic=CONTACT_EVENTS,
-        envelope=build_envelope(
-            ContactOutcomeRecorded(
-                outcome_id=outcome.outcome_id,
-                attempt_id=outcome.attempt_id,
-                case_id=outcome.case_id,
-                debtor_id=debtor_id,
-                channel=outcome.channel,
-                result=outcome.result,
-                occurred_at=outcome.occurred_at,
-                flags=flags,
-            ),
-            key=str(outcome.case_id),
-            producer=PRODUCER,
-            correlation_id=correlation_id,
+        ContactOutcomeRecorded(
+            outcome_id=outcome.outcome_id,
+            attempt_id=outcome.attempt_id,
+            case_id=outcome.case_id,
+            debtor_id=debtor_id,
+            channel=outcome.channel,
+            result=outcome.result,
+            occurred_at=outcome.occurred_at,
+            flags=flags,
         ),
+        key=str(outcome.case_id),
+        correlation_id=correlation_id,
     )
     if case is not None and not case.human_only and await _agitated_in_a_row(session, case=case):
         case.human_only = True
-        await enqueue_event(
+        await _publish(
             session,
-            topic=CONTACT_EVENTS,
-            envelope=build_envelope(
-                ContactEscalated(
-                    case_id=case.case_id,
-                    reason=f"{AGITATED_IN_A_ROW} agitated outcomes in a row on automated channels",
-                    escalated_at=now,
-                ),
-                key=str(case.case_id),
-                producer=PRODUCER,
-                correlation_id=correlation_id,
+            ContactEscalated(
+                case_id=case.case_id,
+                reason=f"{AGITATED_IN_A_ROW} agitated outcomes in a row on automated channels",
+                escalated_at=now,
             ),
+            key=str(case.case_id),
+            correlation_id=correlation_id,
         )
     if (
         case is not None
@@ -483,28 +498,24 @@ async def _plan_first_attempt(
         created_at=now,
     )
     session.add(attempt)
-    await enqueue_event(
+    await _publish(
         session,
-        topic=CONTACT_EVENTS,
-        envelope=build_envelope(
-            ContactPlanned(
-                attempt_id=attempt.id,
-                case_id=attempt.case_id,
-                debtor_id=attempt.debtor_id,
-                channel=attempt.channel,
-                template=attempt.template,
-                stage=attempt.stage,
-                planned_at=slot,
-                local_planned_at=attempt.local_planned_at,
-                time_zone=attempt.time_zone,
-                window_rule_id=attempt.window_rule_id,
-                priority=attempt.priority,
-            ),
-            key=str(attempt.case_id),
-            producer=PRODUCER,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
+        ContactPlanned(
+            attempt_id=attempt.id,
+            case_id=attempt.case_id,
+            debtor_id=attempt.debtor_id,
+            channel=attempt.channel,
+            template=attempt.template,
+            stage=attempt.stage,
+            planned_at=slot,
+            local_planned_at=attempt.local_planned_at,
+            time_zone=attempt.time_zone,
+            window_rule_id=attempt.window_rule_id,
+            priority=attempt.priority,
         ),
+        key=str(attempt.case_id),
+        correlation_id=correlation_id,
+        causation_id=causation_id,
     )
     return attempt
 
@@ -652,22 +663,18 @@ async def lease_worklist(
             attempt.status = "planned"
         elif not human_only:
             attempt.status = "blocked"
-        await enqueue_event(
+        await _publish(
             session,
-            topic=CONTACT_EVENTS,
-            envelope=build_envelope(
-                ContactBlocked(
-                    attempt_id=attempt.id,
-                    case_id=attempt.case_id,
-                    rule_ids=rule_ids,
-                    reasons=reasons,
-                    next_allowed_at=None if human_only else decision.next_allowed_at,
-                    checked_at=now,
-                ),
-                key=str(attempt.case_id),
-                producer=PRODUCER,
-                correlation_id=correlation_id,
+            ContactBlocked(
+                attempt_id=attempt.id,
+                case_id=attempt.case_id,
+                rule_ids=rule_ids,
+                reasons=reasons,
+                next_allowed_at=None if human_only else decision.next_allowed_at,
+                checked_at=now,
             ),
+            key=str(attempt.case_id),
+            correlation_id=correlation_id,
         )
     await session.flush()
     return leased
@@ -707,21 +714,17 @@ async def record_hold_placed(
     rule_ids = rules.hold_rule_ids(rules.Hold(event.kind.value), packs)
     for attempt in live:
         attempt.status = "cancelled"
-        await enqueue_event(
+        await _publish(
             session,
-            topic=CONTACT_EVENTS,
-            envelope=build_envelope(
-                ContactCancelled(
-                    attempt_id=attempt.id,
-                    case_id=attempt.case_id,
-                    rule_ids=rule_ids,
-                    reason=f"{event.kind.value.replace('_', ' ')} hold: {event.reason}",
-                    cancelled_at=now,
-                ),
-                key=str(attempt.case_id),
-                producer=PRODUCER,
-                correlation_id=correlation_id,
+            ContactCancelled(
+                attempt_id=attempt.id,
+                case_id=attempt.case_id,
+                rule_ids=rule_ids,
+                reason=f"{event.kind.value.replace('_', ' ')} hold: {event.reason}",
+                cancelled_at=now,
             ),
+            key=str(attempt.case_id),
+            correlation_id=correlation_id,
         )
     await session.flush()
     return len(live)
@@ -840,22 +843,18 @@ async def set_policy(
             changed_at=now,
         )
     )
-    await enqueue_event(
+    await _publish(
         session,
-        topic=CONTACT_EVENTS,
-        envelope=build_envelope(
-            ContactPolicyChanged(
-                version=version,
-                packs=body.packs,
-                policy=document,
-                changed_by=body.changed_by,
-                reason=body.reason,
-                changed_at=now,
-            ),
-            key="contact-policy",
-            producer=PRODUCER,
-            correlation_id=correlation_id,
+        ContactPolicyChanged(
+            version=version,
+            packs=body.packs,
+            policy=document,
+            changed_by=body.changed_by,
+            reason=body.reason,
+            changed_at=now,
         ),
+        key="contact-policy",
+        correlation_id=correlation_id,
     )
     await session.flush()
     return PolicyOut.model_validate({**document, "version": version, "changed_at": now})

@@ -186,6 +186,38 @@ async def post_until(
         await asyncio.sleep(0.01)
 
 
+async def wait_planned_exactly_once(
+    client: httpx.AsyncClient, stack: LocalStack, case_ids: list[str], timeout_s: float = 120
+) -> None:
+    """Every case gets exactly one planned attempt in contact and one distinct
+    `contact.planned` event on the topic (replays may repeat an event, never a plan)."""
+    deadline = time.monotonic() + timeout_s
+    missing = set(case_ids)
+    while missing and time.monotonic() < deadline:
+        for cid in sorted(missing):
+            r = await client.get(f"{stack.url('contact')}/v1/cases/{cid}/attempts")
+            if r.status_code == 200 and r.json()["attempts"]:
+                assert len(r.json()["attempts"]) == 1, r.json()
+                missing.discard(cid)
+        await asyncio.sleep(0.5)
+    assert not missing, f"{len(missing)} accepted case(s) never got a planned contact"
+    dialer = await read_topic(
+        stack.broker.bootstrap_servers,
+        "contact.events",
+        until=100_000,
+        timeout_s=8,
+        group_id=f"dialer-{uuid.uuid4().hex[:6]}",
+    )
+    per_case: dict[str, set[str]] = defaultdict(set)
+    for m in dialer:
+        if m["type"] == "contact.planned":
+            per_case[m["payload"]["case_id"]].add(m["event_id"])
+    lost = [c for c in case_ids if c not in per_case]
+    doubled = [c for c in case_ids if len(per_case.get(c, ())) > 1]
+    assert not lost, f"{len(lost)} case(s) missing on contact.events"
+    assert not doubled, f"{len(doubled)} case(s) planned twice"
+
+
 async def test_killing_the_broker_loses_nothing_and_doubles_nothing(stack: LocalStack) -> None:
     """SIGKILL the broker while cases are posted; after it returns (empty: memory storage),
     every accepted case reaches contact.planned exactly once."""
@@ -200,33 +232,7 @@ async def test_killing_the_broker_loses_nothing_and_doubles_nothing(stack: Local
         await post_until(client, url, bodies[80:], accepted)
         assert len(accepted) == len(set(accepted)) == 120
 
-        deadline = time.monotonic() + 120
-        missing = set(accepted)
-        while missing and time.monotonic() < deadline:
-            for cid in sorted(missing):
-                r = await client.get(f"{stack.url('contact')}/v1/cases/{cid}/attempts")
-                if r.status_code == 200 and r.json()["attempts"]:
-                    assert len(r.json()["attempts"]) == 1, r.json()
-                    missing.discard(cid)
-            await asyncio.sleep(0.5)
-        assert not missing, f"{len(missing)} accepted case(s) never got a planned contact"
-
-        # The dialer's view: every case has exactly one distinct contact.planned event.
-        dialer = await read_topic(
-            stack.broker.bootstrap_servers,
-            "contact.events",
-            until=10_000,
-            timeout_s=8,
-            group_id=f"dialer-{uuid.uuid4().hex[:6]}",
-        )
-        events_per_case: dict[str, set[str]] = defaultdict(set)
-        for m in dialer:
-            if m["type"] == "contact.planned":
-                events_per_case[m["payload"]["case_id"]].add(m["event_id"])
-        lost = [c for c in accepted if c not in events_per_case]
-        doubled = [c for c in accepted if len(events_per_case.get(c, ())) > 1]
-        assert not lost, f"{len(lost)} case(s) missing on contact.events after the restart"
-        assert not doubled, f"{len(doubled)} case(s) planned twice"
+        await wait_planned_exactly_once(client, stack, accepted)
 
         for cid in accepted[::10]:
             audit = await wait_for(
@@ -312,25 +318,4 @@ async def test_killing_a_consumer_service_mid_stream_loses_and_doubles_nothing(
         stack.start_service("contact")
         await asyncio.to_thread(stack.wait_ready, names=("contact",))
         await post_until(client, url, bodies[60:], accepted)
-        deadline = time.monotonic() + 90
-        missing = set(accepted)
-        while missing and time.monotonic() < deadline:
-            for cid in sorted(missing):
-                r = await client.get(f"{stack.url('contact')}/v1/cases/{cid}/attempts")
-                if r.status_code == 200 and r.json()["attempts"]:
-                    assert len(r.json()["attempts"]) == 1, r.json()
-                    missing.discard(cid)
-            await asyncio.sleep(0.5)
-        assert not missing, f"{len(missing)} case(s) never planned after the restart"
-        dialer = await read_topic(
-            stack.broker.bootstrap_servers,
-            "contact.events",
-            until=100_000,
-            timeout_s=6,
-            group_id=f"dialer-{uuid.uuid4().hex[:6]}",
-        )
-        per_case: dict[str, set[str]] = defaultdict(set)
-        for m in dialer:
-            if m["type"] == "contact.planned":
-                per_case[m["payload"]["case_id"]].add(m["event_id"])
-        assert all(len(per_case[c]) == 1 for c in accepted), "a case was planned twice"
+        await wait_planned_exactly_once(client, stack, accepted, timeout_s=90)

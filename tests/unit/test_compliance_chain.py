@@ -89,10 +89,11 @@ def test_a_rehashed_forgery_breaks_the_next_link() -> None:
 
 def test_personal_data_is_kept_only_as_keyed_hashes() -> None:
     import json
+    from typing import Any
 
     from services.compliance.domain import protect_personal_data
 
-    envelope = {
+    envelope: dict[str, Any] = {
         "type": "case.opened",
         "payload": {
             "case_id": "c-1",
