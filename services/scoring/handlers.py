@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring import service
@@ -26,45 +28,26 @@ def make_handlers(ctx: service.ScoringContext) -> dict[str, Handler]:
             ctx=ctx,
         )
 
-    async def on_case_updated(session: AsyncSession, message: Received) -> None:
+    async def on_material_change(session: AsyncSession, message: Received) -> None:
+        """case.updated, payment.received and ptp.broken: what changed, then rescore."""
         event = message.payload
-        assert isinstance(event, CaseUpdated)
+        dpd: int | None = None
+        amount: Decimal | None = None
+        broken: int | None = None
+        if isinstance(event, CaseUpdated):
+            dpd, amount = event.days_past_due, event.amount_outstanding
+        elif isinstance(event, PaymentReceived):
+            dpd, amount = event.days_past_due_after, event.amount_outstanding_after
+        elif isinstance(event, PtpBroken):
+            broken = event.broken_promises_total
+        else:  # pragma: no cover - the registry below only routes these types here
+            raise TypeError(f"unexpected payload {type(event).__name__}")
         await service.record_case_change(
             session,
             case_id=event.case_id,
-            days_past_due=event.days_past_due,
-            amount_outstanding=event.amount_outstanding,
-            broken_promises=None,
-            correlation_id=message.envelope.correlation_id,
-            causation_id=str(message.envelope.event_id),
-            now=utc_now(),
-            ctx=ctx,
-        )
-
-    async def on_payment_received(session: AsyncSession, message: Received) -> None:
-        event = message.payload
-        assert isinstance(event, PaymentReceived)
-        await service.record_case_change(
-            session,
-            case_id=event.case_id,
-            days_past_due=event.days_past_due_after,
-            amount_outstanding=event.amount_outstanding_after,
-            broken_promises=None,
-            correlation_id=message.envelope.correlation_id,
-            causation_id=str(message.envelope.event_id),
-            now=utc_now(),
-            ctx=ctx,
-        )
-
-    async def on_ptp_broken(session: AsyncSession, message: Received) -> None:
-        event = message.payload
-        assert isinstance(event, PtpBroken)
-        await service.record_case_change(
-            session,
-            case_id=event.case_id,
-            days_past_due=None,
-            amount_outstanding=None,
-            broken_promises=event.broken_promises_total,
+            days_past_due=dpd,
+            amount_outstanding=amount,
+            broken_promises=broken,
             correlation_id=message.envelope.correlation_id,
             causation_id=str(message.envelope.event_id),
             now=utc_now(),
@@ -73,7 +56,7 @@ def make_handlers(ctx: service.ScoringContext) -> dict[str, Handler]:
 
     return {
         CaseOpened.event_type: on_case_opened,
-        CaseUpdated.event_type: on_case_updated,
-        PaymentReceived.event_type: on_payment_received,
-        PtpBroken.event_type: on_ptp_broken,
+        CaseUpdated.event_type: on_material_change,
+        PaymentReceived.event_type: on_material_change,
+        PtpBroken.event_type: on_material_change,
     }
