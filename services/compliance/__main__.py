@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from services.compliance.app import create_app
+from services.compliance.cli import COMMANDS
 from services.compliance.settings import ComplianceSettings
 from shared.runtime import service_main
 
@@ -13,5 +14,6 @@ sys.exit(
         settings_factory=ComplianceSettings,
         app_factory=create_app,
         migrations_dir=Path(__file__).parent / "migrations",
+        commands=COMMANDS,
     )
 )

@@ -10,6 +10,7 @@ from services.compliance import service
 from services.compliance.schemas import (
     AuditEntries,
     ChainVerification,
+    CheckpointOut,
     ConsistencyProof,
     InclusionProof,
     TreeHead,
@@ -90,3 +91,16 @@ async def get_consistency(
 ) -> ConsistencyProof:
     async with unit_of_work(request) as session:
         return await service.consistency(session, first=first, second=second)
+
+
+@router.get(
+    "/checkpoints",
+    response_model=list[CheckpointOut],
+    summary="Signed tree heads, newest first (Ed25519; anchor them outside the system)",
+    responses=problem_responses(),
+)
+async def get_checkpoints(
+    request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> list[CheckpointOut]:
+    async with unit_of_work(request) as session:
+        return await service.list_checkpoints(session, limit=limit)

@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import uuid
+
 from fastapi import FastAPI
 
+from services.compliance import service
 from services.compliance.api import router
 from services.compliance.handlers import TOPICS, make_handlers
 from services.compliance.settings import ComplianceSettings
-from shared.runtime import build_service_app
+from shared.contracts import utc_now
+from shared.runtime import ServiceRuntime, build_service_app
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: ComplianceSettings | None = None) -> FastAPI:
     """The compliance API with its consumer of every topic."""
     settings = settings or ComplianceSettings()
+
+    async def checkpoints(runtime: ServiceRuntime) -> None:
+        while True:
+            await asyncio.sleep(settings.checkpoint_interval_s)
+            try:
+                async with runtime.sessions() as session, session.begin():
+                    await service.issue_checkpoint(
+                        session,
+                        seed_hex=settings.checkpoint_key.get_secret_value(),
+                        now=utc_now(),
+                        correlation_id=f"checkpoint-{uuid.uuid4()}",
+                    )
+            except Exception as exc:  # the next round tries again; the log itself is unharmed
+                log.warning("checkpoint not issued: %s", exc)
+
     return build_service_app(
         name="compliance",
         title="Qingshou compliance",
@@ -21,4 +44,5 @@ def create_app(settings: ComplianceSettings | None = None) -> FastAPI:
         router=router,
         topics=TOPICS,
         handlers=make_handlers(pii_key=settings.pii_key.get_secret_value().encode()),
+        background=[checkpoints],
     )

@@ -39,3 +39,17 @@ class ChainHead(Base):
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(sa.BigInteger)
     entry_hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+class Checkpoint(Base):
+    """A signed tree head, as issued (publish it, anchor it, compare it later)."""
+
+    __tablename__ = "checkpoints"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    tree_size: Mapped[int] = mapped_column(sa.BigInteger)
+    root_hash: Mapped[str] = mapped_column(sa.String(64))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    key_id: Mapped[str] = mapped_column(sa.String(32))
+    public_key: Mapped[str] = mapped_column(sa.String(64))
+    signature: Mapped[str] = mapped_column(sa.String(128))

@@ -61,3 +61,14 @@ class ConsistencyProof(BaseModel):
     first_root: str
     second_root: str
     proof: list[str]
+
+
+class CheckpointOut(BaseModel):
+    model_config = {"from_attributes": True}
+
+    tree_size: int
+    root_hash: str
+    issued_at: datetime
+    key_id: str
+    public_key: str
+    signature: str

@@ -8,18 +8,21 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.compliance import domain, merkle
-from services.compliance.models import AuditEntry, ChainHead
+from services.compliance import domain, merkle, signing
+from services.compliance.models import AuditEntry, ChainHead, Checkpoint
 from services.compliance.schemas import (
     AuditEntries,
     AuditEntryOut,
     ChainVerification,
+    CheckpointOut,
     ConsistencyProof,
     InclusionProof,
     TreeHead,
 )
-from shared.contracts import Envelope
+from shared.contracts import CheckpointIssued, Envelope, build_envelope
+from shared.contracts.topics import COMPLIANCE_EVENTS
 from shared.http import DomainError, NotFound
+from shared.outbox import enqueue_event
 
 HEAD_ID = 1
 
@@ -194,3 +197,55 @@ async def consistency(session: AsyncSession, *, first: int, second: int) -> Cons
         second_root=merkle.root(leaves).hex(),
         proof=[h.hex() for h in merkle.consistency_proof(first, leaves)],
     )
+
+
+async def issue_checkpoint(
+    session: AsyncSession, *, seed_hex: str, now: datetime, correlation_id: str
+) -> CheckpointOut | None:
+    """Sign the current tree head if the log grew since the last checkpoint; publish it."""
+    head = await tree_head(session)
+    last = await session.scalar(
+        sa.select(Checkpoint.tree_size).order_by(Checkpoint.id.desc()).limit(1)
+    )
+    if head.tree_size == 0 or head.tree_size == last:
+        return None
+    key = signing.private_key(seed_hex)
+    public = signing.public_key_hex(key)
+    message = signing.checkpoint_message(
+        tree_size=head.tree_size, root_hash=head.root_hash, issued_at=now
+    )
+    checkpoint = Checkpoint(
+        tree_size=head.tree_size,
+        root_hash=head.root_hash,
+        issued_at=now,
+        key_id=signing.key_id(public),
+        public_key=public,
+        signature=signing.sign(key, message),
+    )
+    session.add(checkpoint)
+    await enqueue_event(
+        session,
+        topic=COMPLIANCE_EVENTS,
+        envelope=build_envelope(
+            CheckpointIssued(
+                tree_size=checkpoint.tree_size,
+                root_hash=checkpoint.root_hash,
+                issued_at=now,
+                key_id=checkpoint.key_id,
+                public_key=public,
+                signature=checkpoint.signature,
+            ),
+            key="evidence-log",
+            producer="compliance",
+            correlation_id=correlation_id,
+        ),
+    )
+    await session.flush()
+    return CheckpointOut.model_validate(checkpoint)
+
+
+async def list_checkpoints(session: AsyncSession, *, limit: int) -> list[CheckpointOut]:
+    rows = (
+        await session.scalars(sa.select(Checkpoint).order_by(Checkpoint.id.desc()).limit(limit))
+    ).all()
+    return [CheckpointOut.model_validate(r) for r in rows]

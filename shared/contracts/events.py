@@ -291,6 +291,20 @@ class ContactPolicyChanged(EventPayload):
     changed_at: AwareDatetime
 
 
+class CheckpointIssued(EventPayload):
+    """A signed tree head of the evidence log, to anchor outside the system."""
+
+    event_type: ClassVar[str] = "compliance.checkpoint"
+    event_version: ClassVar[int] = 1
+
+    tree_size: int = Field(ge=1)
+    root_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    issued_at: AwareDatetime
+    key_id: str
+    public_key: str = Field(description="Ed25519 public key, hex.")
+    signature: str = Field(description="Ed25519 signature over the canonical checkpoint, hex.")
+
+
 class OutcomeResult(StrEnum):
     NO_ANSWER = "no_answer"
     BUSY = "busy"
@@ -373,6 +387,7 @@ PAYLOADS: tuple[type[EventPayload], ...] = (
     ContactOutcome,
     ContactOutcomeRecorded,
     ContactEscalated,
+    CheckpointIssued,
 )
 
 REGISTRY: dict[tuple[str, int], type[EventPayload]] = {

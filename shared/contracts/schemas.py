@@ -14,7 +14,13 @@ from typing import Any
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import PAYLOADS
-from shared.contracts.topics import CASES_EVENTS, CONTACT_EVENTS, CONTACT_OUTCOMES, SCORING_EVENTS
+from shared.contracts.topics import (
+    CASES_EVENTS,
+    COMPLIANCE_EVENTS,
+    CONTACT_EVENTS,
+    CONTACT_OUTCOMES,
+    SCORING_EVENTS,
+)
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 TOPIC_OF: dict[str, str] = {
@@ -33,6 +39,7 @@ TOPIC_OF: dict[str, str] = {
     "contact.blocked": CONTACT_EVENTS,
     "contact.cancelled": CONTACT_EVENTS,
     "contact.policy_changed": CONTACT_EVENTS,
+    "compliance.checkpoint": COMPLIANCE_EVENTS,
 }
 
 

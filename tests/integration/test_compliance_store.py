@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -158,3 +159,69 @@ async def test_tree_head_and_proofs_verify_against_the_stored_log(
         await client.get("/v1/audit/consistency", params={"first": 9, "second": 5})
     ).status_code == 422
     assert (await client.get("/v1/audit/proof/1", params={"tree_size": 500})).status_code == 422
+
+
+async def test_signed_checkpoints_export_and_standalone_verification(
+    app: FastAPI, client: httpx.AsyncClient, url: str, tmp_path: Any
+) -> None:
+    import asyncio
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from services.compliance.cli import verify_directory
+
+    seed = "11" * 32
+    await append(app, [event(i) for i in range(9)])
+    async with app.state.runtime.sessions() as session, session.begin():
+        first = await service.issue_checkpoint(
+            session, seed_hex=seed, now=utc_now(), correlation_id="c"
+        )
+        again = await service.issue_checkpoint(
+            session, seed_hex=seed, now=utc_now(), correlation_id="c"
+        )
+    assert first is not None
+    assert again is None  # nothing new to sign
+    await append(app, [event(i) for i in range(20, 25)])
+    async with app.state.runtime.sessions() as session, session.begin():
+        second = await service.issue_checkpoint(
+            session, seed_hex=seed, now=utc_now(), correlation_id="c"
+        )
+    assert second is not None
+    listed = (await client.get("/v1/audit/checkpoints")).json()
+    assert [c["tree_size"] for c in listed] == [14, 9]
+    assert listed[0]["root_hash"] == (await client.get("/v1/audit/tree-head")).json()["root_hash"]
+
+    out = tmp_path / "export"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.compliance", "export", "--out", str(out)],
+        env={**os.environ, "COMPLIANCE_DATABASE_URL": url, "COMPLIANCE_LOG_JSON": "false"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    verified = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.compliance", "verify", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verify_directory(out) == []
+
+    lines = (out / "entries.jsonl").read_text().splitlines()
+    forged = json.loads(lines[4])
+    forged["body"] = forged["body"].replace('"n":4', '"n":5')
+    lines[4] = json.dumps(forged)
+    (out / "entries.jsonl").write_text("\n".join(lines) + "\n")
+    problems = verify_directory(out)
+    assert any("entry 5" in p for p in problems), problems
+    assert any("checkpoint of size 9" in p for p in problems), problems
+    checkpoints = json.loads((out / "checkpoints.json").read_text())
+    checkpoints[0]["root_hash"] = "00" * 32
+    (out / "checkpoints.json").write_text(json.dumps(checkpoints))
+    assert any("signature does not verify" in p for p in verify_directory(out))

@@ -120,6 +120,7 @@ def test_published_schemas_are_up_to_date() -> None:
         "contact.blocked",
         "contact.cancelled",
         "contact.policy_changed",
+        "compliance.checkpoint",
         "case.hold_placed",
         "case.hold_released",
     }
