@@ -52,6 +52,7 @@ bench: $(BENCH_STAMP)  ## benchmarks (not part of `make test`); each prints its 
 	$(PY) bench/scoring_throughput.py
 	$(PY) bench/contact_decisions.py
 	$(PY) bench/contact_simulation.py
+	$(PY) bench/audit.py
 
 schemas: $(STAMP)  ## regenerate the published JSON Schemas of the events
 	$(PY) -m shared.contracts.schemas --write
