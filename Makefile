@@ -51,6 +51,8 @@ bench: $(BENCH_STAMP)  ## benchmarks (not part of `make test`); each prints its 
 	$(PY) bench/scorecard_quality.py
 	$(PY) bench/scoring_throughput.py
 	$(PY) bench/contact_decisions.py
+	$(PY) bench/cases_api.py
+	$(PY) bench/import.py
 	$(PY) bench/contact_simulation.py
 	$(PY) bench/audit.py
 

@@ -4,9 +4,7 @@ same run, load from a separate process."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import multiprocessing
 import random
 import statistics
 import sys
@@ -17,6 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _http_load import measure  # noqa: E402
 
 from services.contact.domain import Channel  # noqa: E402
 from services.contact.rules import Attempt, DebtorState, DecisionRequest, decide  # noqa: E402
@@ -77,38 +77,6 @@ def in_process(
     }
 
 
-def _load(url: str, body: bytes | None, seconds: float, concurrency: int, out: object) -> None:
-    import httpx
-
-    async def run() -> tuple[int, list[float]]:
-        done = 0
-        latencies: list[float] = []
-        deadline = time.perf_counter() + seconds
-        async with httpx.AsyncClient(
-            timeout=10, limits=httpx.Limits(max_connections=concurrency)
-        ) as c:
-
-            async def worker() -> None:
-                nonlocal done
-                while time.perf_counter() < deadline:
-                    t = time.perf_counter()
-                    if body is None:
-                        r = await c.get(url)
-                    else:
-                        r = await c.post(
-                            url, content=body, headers={"content-type": "application/json"}
-                        )
-                    r.raise_for_status()
-                    latencies.append(time.perf_counter() - t)
-                    done += 1
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return done, latencies
-
-    done, latencies = asyncio.run(run())
-    out.put((done / seconds, statistics.quantiles(latencies, n=100)[98] * 1000))  # type: ignore[attr-defined]
-
-
 def over_http(seconds: float = 8.0, concurrency: int = 16) -> dict[str, tuple[float, float]]:
     from shared.stack import LocalStack, sqlite_urls
 
@@ -138,13 +106,12 @@ def over_http(seconds: float = 8.0, concurrency: int = 16) -> dict[str, tuple[fl
                 ("no-op /healthz", f"{base}/healthz", None),
                 ("POST /v1/contact/decisions", f"{base}/v1/contact/decisions", body),
             ):
-                queue: multiprocessing.Queue[tuple[float, float]] = multiprocessing.Queue()
-                proc = multiprocessing.Process(
-                    target=_load, args=(url, payload, seconds, concurrency, queue)
-                )
-                proc.start()
-                results[label] = queue.get(timeout=seconds + 60)
-                proc.join()
+                result = measure(url, body=payload, seconds=seconds, concurrency=concurrency)
+                if result.errors:
+                    raise RuntimeError(
+                        f"{label}: {result.errors} errors, first {result.first_error}"
+                    )
+                results[label] = (result.req_per_s, result.p99_ms)
         finally:
             stack.stop()
     return results

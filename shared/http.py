@@ -97,7 +97,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         "description": HTTPStatus(status).phrase,
     }
-    for status in (400, 404, 409, 413, 415, 422, 503)
+    for status in (400, 403, 404, 409, 413, 415, 422, 503)
 }
 
 
@@ -164,19 +164,31 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over `max_bytes` with 413 before the route reads them (pure ASGI)."""
+    """Refuses bodies over `max_bytes` with 413 before the route reads them (pure ASGI).
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    `per_path` gives larger limits to path prefixes that take uploads (e.g. bulk imports)."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, per_path: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.per_path = per_path or {}
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.per_path.items():
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit(scope.get("path", ""))
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._too_large(scope, receive, send, max_bytes)
             return
         received = 0
 
@@ -185,19 +197,19 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _BodyTooLarge
             return message
 
         try:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, max_bytes)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problem_response(
             status=413,
-            detail=f"request body exceeds {self.max_bytes} bytes",
+            detail=f"request body exceeds {limit} bytes",
             problem_type="https://qingshou.dev/problems/body-too-large",
         )
         await response(scope, receive, send)

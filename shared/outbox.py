@@ -68,6 +68,34 @@ async def enqueue_event(session: AsyncSession, *, topic: str, envelope: Envelope
     )
 
 
+async def enqueue_many(session: AsyncSession, *, topic: str, envelopes: list[Envelope]) -> None:
+    """Stage many events in one multi-row insert (bulk imports), in the caller's transaction."""
+    if not envelopes:
+        return
+    now = utc_now()
+    await session.execute(
+        sa.insert(outbox),
+        [
+            {
+                "event_id": str(e.event_id),
+                "topic": topic,
+                "key": e.key,
+                "event_type": e.type,
+                "value": e.to_bytes(),
+                "headers": {
+                    "event_type": e.type,
+                    "event_id": str(e.event_id),
+                    "correlation_id": e.correlation_id,
+                    "content_type": "application/json",
+                },
+                "created_at": now,
+            }
+            for e in envelopes
+        ],
+    )
+    session.sync_session.info[_TOUCHED] = True
+
+
 async def enqueue_raw(
     session: AsyncSession,
     *,

@@ -127,6 +127,7 @@ def build_service_app(
     version: str = "0.1.0",
     startup: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = (),
     background: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = (),
+    upload_limits: dict[str, int] | None = None,
 ) -> FastAPI:
     """A FastAPI app for one service, with its bus tasks (and the service's own start-up hooks
     and background jobs) in the lifespan."""
@@ -156,7 +157,9 @@ def build_service_app(
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.runtime = runtime
     install_problem_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, per_path=upload_limits
+    )
     app.add_middleware(CorrelationMiddleware)
     app.include_router(router)
     add_health_routes(app, readiness=runtime.readiness)

@@ -1,9 +1,10 @@
-"""`python -m services.cases migrate|serve|openapi`."""
+"""`python -m services.cases migrate|serve|openapi|import FILE`."""
 
 import sys
 from pathlib import Path
 
 from services.cases.app import create_app
+from services.cases.cli import import_command
 from services.cases.settings import CasesSettings
 from shared.runtime import service_main
 
@@ -13,5 +14,6 @@ sys.exit(
         settings_factory=CasesSettings,
         app_factory=create_app,
         migrations_dir=Path(__file__).parent / "migrations",
+        commands={"import": import_command},
     )
 )

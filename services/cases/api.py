@@ -2,26 +2,97 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Annotated
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import AwareDatetime
 from sqlalchemy import exc as sa_exc
 
-from services.cases import service
-from services.cases.schemas import CaseCreate, CaseOut
-from shared.contracts import utc_now
-from shared.http import Conflict, problem_responses
+from services.cases import importer, service
+from services.cases.domain import Stage
+from services.cases.models import ImportJob
+from services.cases.schemas import (
+    AgencyIn,
+    AgencyOut,
+    AllocationIn,
+    AllocationOut,
+    AssignIn,
+    CaseCreate,
+    CaseOut,
+    CasePage,
+    CloseCase,
+    CollectorIn,
+    CollectorOut,
+    DailyRunOut,
+    HoldCreate,
+    HoldOut,
+    HoldRelease,
+    ImportJobOut,
+    LockRelease,
+    NextCaseIn,
+    NoteIn,
+    PaymentIn,
+    PaymentOut,
+    PlacementIn,
+    PlanIn,
+    PlanOut,
+    PromiseIn,
+    PromiseOut,
+    QueueIn,
+    QueueOut,
+    RecallIn,
+    StageChange,
+    TeamIn,
+    TeamOut,
+    Timeline,
+    TimelineEntryOut,
+)
+from shared.http import Conflict, DomainError, NotFound, problem_responses
 from shared.logging import correlation_id
 from shared.runtime import unit_of_work
 
-router = APIRouter(prefix="/v1", tags=["cases"])
+router = APIRouter(prefix="/v1")
+
+
+def context(request: Request) -> service.Context:
+    """Now (from the app's clock), the correlation id and the tenant's case policy."""
+    return service.Context(
+        now=request.app.state.clock(),
+        correlation_id=correlation_id.get() or str(uuid.uuid4()),
+        policy=request.app.state.policy,
+    )
+
+
+def _as_of(value: datetime | date | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return service.end_of_day(value)
+
+
+AsOf = Annotated[
+    AwareDatetime | date | None,
+    Query(
+        description="A past instant (ISO 8601 with offset) or date (its end, UTC): the case as "
+        "it stood then.",
+        examples=["2026-11-01"],
+    ),
+]
+
+
+# --- cases ---------------------------------------------------------------------------------------
 
 
 @router.post(
     "/cases",
     status_code=201,
     response_model=CaseOut,
+    tags=["cases"],
     summary="Open a case for a delinquent account",
     responses=problem_responses(409, 413),
 )
@@ -42,11 +113,7 @@ async def open_case(
     try:
         async with unit_of_work(request) as session:
             result = await service.open_case(
-                session,
-                command=body,
-                idempotency_key=idempotency_key,
-                correlation_id=correlation_id.get() or str(uuid.uuid4()),
-                now=utc_now(),
+                session, command=body, idempotency_key=idempotency_key, ctx=context(request)
             )
     except sa_exc.IntegrityError:
         # A concurrent request won the race for the same account or idempotency key.
@@ -60,11 +127,644 @@ async def open_case(
 
 
 @router.get(
+    "/cases",
+    response_model=CasePage,
+    tags=["cases"],
+    summary="Search cases",
+    responses=problem_responses(422),
+)
+async def list_cases(
+    request: Request,
+    status: Literal["open", "closed"] | None = None,
+    bucket: Annotated[list[str] | None, Query(description="DPD bucket, e.g. 16-30.")] = None,
+    stage: Annotated[list[Stage] | None, Query()] = None,
+    tier: Annotated[list[Literal["high", "medium", "low"]] | None, Query()] = None,
+    team_id: uuid.UUID | None = None,
+    collector_id: uuid.UUID | None = None,
+    agency_id: uuid.UUID | None = None,
+    on_hold: bool | None = None,
+    tag: Annotated[list[str] | None, Query(max_length=40)] = None,
+    portfolio: Annotated[list[str] | None, Query()] = None,
+    min_balance: Annotated[Decimal | None, Query(ge=0, max_digits=18, decimal_places=2)] = None,
+    max_balance: Annotated[Decimal | None, Query(ge=0, max_digits=18, decimal_places=2)] = None,
+    account_id: Annotated[str | None, Query(max_length=64)] = None,
+    debtor_ref: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> CasePage:
+    """Highest priority first (then oldest); `next_cursor` pages on without gaps or repeats."""
+    ctx = context(request)
+    flt = service.CaseFilter(
+        status=status,
+        buckets=bucket or (),
+        stages=[s.value for s in stage or ()],
+        risk_tiers=tier or (),
+        team_id=team_id,
+        collector_id=collector_id,
+        agency_id=agency_id,
+        on_hold=on_hold,
+        tags=tag or (),
+        portfolios=portfolio or (),
+        min_balance=min_balance,
+        max_balance=max_balance,
+        account_id=account_id,
+        debtor_ref=debtor_ref,
+    )
+    async with unit_of_work(request) as session:
+        return await service.list_cases(
+            session, flt=flt, limit=limit, cursor=cursor, today=ctx.today, policy=ctx.policy
+        )
+
+
+@router.get(
     "/cases/{case_id}",
     response_model=CaseOut,
-    summary="Read a case",
+    tags=["cases"],
+    summary="Read a case, now or as it stood on a past date",
     responses=problem_responses(404),
 )
-async def get_case(case_id: uuid.UUID, request: Request) -> CaseOut:
+async def get_case(case_id: uuid.UUID, request: Request, as_of: AsOf = None) -> CaseOut:
+    ctx = context(request)
     async with unit_of_work(request) as session:
-        return await service.get_case(session, case_id=case_id, today=utc_now().date())
+        return await service.get_case(
+            session, case_id=case_id, today=ctx.today, as_of=_as_of(as_of), policy=ctx.policy
+        )
+
+
+@router.get(
+    "/cases/{case_id}/timeline",
+    response_model=Timeline,
+    tags=["cases"],
+    summary="Every change to the case, in order",
+    responses=problem_responses(404),
+)
+async def get_timeline(case_id: uuid.UUID, request: Request, as_of: AsOf = None) -> Timeline:
+    async with unit_of_work(request) as session:
+        return await service.timeline(session, case_id=case_id, as_of=_as_of(as_of))
+
+
+@router.post(
+    "/cases/{case_id}/notes",
+    status_code=201,
+    response_model=TimelineEntryOut,
+    tags=["cases"],
+    summary="Add a note to the timeline",
+    responses=problem_responses(404, 413),
+)
+async def add_note(case_id: uuid.UUID, body: NoteIn, request: Request) -> TimelineEntryOut:
+    async with unit_of_work(request) as session:
+        return await service.add_note(
+            session, case_id=case_id, author=body.author, text=body.text, ctx=context(request)
+        )
+
+
+@router.post(
+    "/cases/{case_id}/stage",
+    response_model=CaseOut,
+    tags=["cases"],
+    summary="Move a case to the legal or restructuring track (or back)",
+    responses=problem_responses(404, 409),
+)
+async def change_stage(case_id: uuid.UUID, body: StageChange, request: Request) -> CaseOut:
+    async with unit_of_work(request) as session:
+        return await service.change_stage(
+            session,
+            case_id=case_id,
+            stage=Stage(body.stage),
+            reason=body.reason,
+            by=body.changed_by,
+            ctx=context(request),
+        )
+
+
+@router.post(
+    "/cases/{case_id}/close",
+    response_model=CaseOut,
+    tags=["cases"],
+    summary="Close a case: settled, restructured, written off, sold, legal",
+    responses=problem_responses(404, 409),
+)
+async def close_case(case_id: uuid.UUID, body: CloseCase, request: Request) -> CaseOut:
+    """Publishes `case.closed`; open promises are cancelled and contact stops."""
+    async with unit_of_work(request) as session:
+        return await service.close_case(
+            session,
+            case_id=case_id,
+            closure=body.closure,
+            reason=body.reason,
+            by=body.closed_by,
+            ctx=context(request),
+        )
+
+
+# --- holds ---------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/cases/{case_id}/holds",
+    status_code=201,
+    response_model=HoldOut,
+    tags=["holds"],
+    summary="Place a hold that blocks contact",
+    responses=problem_responses(404, 409),
+)
+async def place_hold(case_id: uuid.UUID, body: HoldCreate, request: Request) -> HoldOut:
+    """Publishes `case.hold_placed`; contact cancels live attempts on it."""
+    async with unit_of_work(request) as session:
+        return await service.place_hold(
+            session, case_id=case_id, command=body, ctx=context(request)
+        )
+
+
+@router.get(
+    "/cases/{case_id}/holds",
+    response_model=list[HoldOut],
+    tags=["holds"],
+    summary="Holds on a case, past and present",
+    responses=problem_responses(404),
+)
+async def list_holds(case_id: uuid.UUID, request: Request) -> list[HoldOut]:
+    async with unit_of_work(request) as session:
+        return await service.list_holds(session, case_id=case_id, now=context(request).now)
+
+
+@router.post(
+    "/cases/{case_id}/holds/{hold_id}/release",
+    response_model=HoldOut,
+    tags=["holds"],
+    summary="Release a hold",
+    responses=problem_responses(404, 409),
+)
+async def release_hold(
+    case_id: uuid.UUID, hold_id: uuid.UUID, body: HoldRelease, request: Request
+) -> HoldOut:
+    async with unit_of_work(request) as session:
+        return await service.release_hold(
+            session,
+            case_id=case_id,
+            hold_id=hold_id,
+            released_by=body.released_by,
+            reason=body.reason,
+            ctx=context(request),
+        )
+
+
+# --- payments, promises, plans -------------------------------------------------------------------
+
+
+@router.post(
+    "/cases/{case_id}/payments",
+    status_code=201,
+    response_model=PaymentOut,
+    tags=["payments"],
+    summary="Record a payment (idempotent by external_payment_id)",
+    responses=problem_responses(404, 409),
+)
+async def record_payment(
+    case_id: uuid.UUID, body: PaymentIn, request: Request, response: Response
+) -> PaymentOut:
+    """Allocates fees → interest → principal, updates balance and DPD, resolves promises, and
+    closes the case as settled when nothing is left. A repeat returns the first result (200)."""
+    try:
+        async with unit_of_work(request) as session:
+            result = await service.record_payment(
+                session, case_id=case_id, command=body, ctx=context(request)
+            )
+    except sa_exc.IntegrityError:
+        raise Conflict(
+            f"payment {body.external_payment_id} was recorded by a concurrent request"
+        ) from None
+    if result.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return result.payment
+
+
+@router.get(
+    "/cases/{case_id}/payments",
+    response_model=list[PaymentOut],
+    tags=["payments"],
+    summary="Payments on a case",
+    responses=problem_responses(404),
+)
+async def list_payments(case_id: uuid.UUID, request: Request) -> list[PaymentOut]:
+    async with unit_of_work(request) as session:
+        return await service.list_payments(session, case_id=case_id, ctx=context(request))
+
+
+@router.post(
+    "/cases/{case_id}/promises",
+    status_code=201,
+    response_model=PromiseOut,
+    tags=["promises"],
+    summary="Record a promise to pay",
+    responses=problem_responses(404, 409),
+)
+async def take_promise(case_id: uuid.UUID, body: PromiseIn, request: Request) -> PromiseOut:
+    async with unit_of_work(request) as session:
+        return await service.take_promise(
+            session, case_id=case_id, command=body, ctx=context(request)
+        )
+
+
+@router.get(
+    "/cases/{case_id}/promises",
+    response_model=list[PromiseOut],
+    tags=["promises"],
+    summary="Promises and plan instalments on a case",
+    responses=problem_responses(404),
+)
+async def list_promises(case_id: uuid.UUID, request: Request) -> list[PromiseOut]:
+    async with unit_of_work(request) as session:
+        return await service.list_promises(session, case_id=case_id)
+
+
+@router.post(
+    "/cases/{case_id}/plans",
+    status_code=201,
+    response_model=PlanOut,
+    tags=["promises"],
+    summary="Agree an instalment plan or a settlement offer",
+    responses=problem_responses(403, 404, 409),
+)
+async def create_plan(case_id: uuid.UUID, body: PlanIn, request: Request) -> PlanOut:
+    """403 when the approver's role may not grant this many instalments or this waiver."""
+    async with unit_of_work(request) as session:
+        return await service.create_plan(
+            session, case_id=case_id, command=body, ctx=context(request)
+        )
+
+
+# --- assignment ----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/teams",
+    status_code=201,
+    response_model=TeamOut,
+    tags=["assignment"],
+    summary="Create a team",
+    responses=problem_responses(409),
+)
+async def create_team(body: TeamIn, request: Request) -> TeamOut:
+    async with unit_of_work(request) as session:
+        return await service.create_team(session, command=body)
+
+
+@router.get(
+    "/teams",
+    response_model=list[TeamOut],
+    tags=["assignment"],
+    summary="Teams",
+    responses=problem_responses(),
+)
+async def list_teams(request: Request) -> list[TeamOut]:
+    async with unit_of_work(request) as session:
+        return await service.list_teams(session)
+
+
+@router.post(
+    "/collectors",
+    status_code=201,
+    response_model=CollectorOut,
+    tags=["assignment"],
+    summary="Add a collector to a team",
+    responses=problem_responses(422),
+)
+async def create_collector(body: CollectorIn, request: Request) -> CollectorOut:
+    async with unit_of_work(request) as session:
+        return await service.create_collector(session, command=body)
+
+
+@router.get(
+    "/collectors",
+    response_model=list[CollectorOut],
+    tags=["assignment"],
+    summary="Collectors with their current load",
+    responses=problem_responses(),
+)
+async def list_collectors(request: Request, team_id: uuid.UUID | None = None) -> list[CollectorOut]:
+    async with unit_of_work(request) as session:
+        return await service.list_collectors(session, team_id=team_id)
+
+
+@router.post(
+    "/agencies",
+    status_code=201,
+    response_model=AgencyOut,
+    tags=["assignment"],
+    summary="Register an outside collection agency",
+    responses=problem_responses(409),
+)
+async def create_agency(body: AgencyIn, request: Request) -> AgencyOut:
+    async with unit_of_work(request) as session:
+        return await service.create_agency(session, command=body)
+
+
+@router.get(
+    "/agencies",
+    response_model=list[AgencyOut],
+    tags=["assignment"],
+    summary="Agencies",
+    responses=problem_responses(),
+)
+async def list_agencies(request: Request) -> list[AgencyOut]:
+    async with unit_of_work(request) as session:
+        return await service.list_agencies(session)
+
+
+@router.post(
+    "/queues",
+    status_code=201,
+    response_model=QueueOut,
+    tags=["assignment"],
+    summary="Create a work queue",
+    responses=problem_responses(409),
+)
+async def create_queue(body: QueueIn, request: Request) -> QueueOut:
+    async with unit_of_work(request) as session:
+        return await service.create_queue(session, command=body, policy=context(request).policy)
+
+
+@router.get(
+    "/queues",
+    response_model=list[QueueOut],
+    tags=["assignment"],
+    summary="Queues",
+    responses=problem_responses(),
+)
+async def list_queues(request: Request) -> list[QueueOut]:
+    async with unit_of_work(request) as session:
+        return await service.list_queues(session)
+
+
+@router.post(
+    "/queues/{queue_id}/next",
+    response_model=CaseOut,
+    tags=["assignment"],
+    summary="Give a collector the next case and lock it to them",
+    responses={
+        204: {"description": "Nothing left in the queue for this collector."},
+        **problem_responses(404),
+    },
+)
+async def next_case(queue_id: uuid.UUID, body: NextCaseIn, request: Request) -> Any:
+    """Highest priority first; skips held, placed, locked or someone else's cases."""
+    async with unit_of_work(request) as session:
+        case = await service.next_case(
+            session,
+            queue_id=queue_id,
+            collector_id=body.collector_id,
+            lock_minutes=body.lock_minutes,
+            ctx=context(request),
+        )
+    if case is None:
+        return Response(status_code=204)
+    return case
+
+
+@router.post(
+    "/cases/{case_id}/release",
+    response_model=CaseOut,
+    tags=["assignment"],
+    summary="Give back a case taken from a queue",
+    responses=problem_responses(404, 409),
+)
+async def release_lock(case_id: uuid.UUID, body: LockRelease, request: Request) -> CaseOut:
+    async with unit_of_work(request) as session:
+        return await service.release_lock(
+            session, case_id=case_id, collector_id=body.collector_id, ctx=context(request)
+        )
+
+
+@router.post(
+    "/cases/{case_id}/assign",
+    response_model=CaseOut,
+    tags=["assignment"],
+    summary="Assign a case to a collector",
+    responses=problem_responses(404, 409),
+)
+async def assign_case(case_id: uuid.UUID, body: AssignIn, request: Request) -> CaseOut:
+    async with unit_of_work(request) as session:
+        return await service.assign_case(
+            session,
+            case_id=case_id,
+            collector_id=body.collector_id,
+            by=body.assigned_by,
+            ctx=context(request),
+        )
+
+
+@router.post(
+    "/cases/{case_id}/placement",
+    response_model=CaseOut,
+    tags=["assignment"],
+    summary="Place a case with an outside agency",
+    responses=problem_responses(404, 409),
+)
+async def place_case(case_id: uuid.UUID, body: PlacementIn, request: Request) -> CaseOut:
+    async with unit_of_work(request) as session:
+        return await service.place_with_agency(
+            session,
+            case_id=case_id,
+            agency_id=body.agency_id,
+            by=body.placed_by,
+            ctx=context(request),
+        )
+
+
+@router.post(
+    "/cases/{case_id}/recall",
+    response_model=CaseOut,
+    tags=["assignment"],
+    summary="Recall a case from its agency",
+    responses=problem_responses(404, 409),
+)
+async def recall_case(case_id: uuid.UUID, body: RecallIn, request: Request) -> CaseOut:
+    async with unit_of_work(request) as session:
+        return await service.recall_from_agency(
+            session, case_id=case_id, by=body.recalled_by, reason=body.reason, ctx=context(request)
+        )
+
+
+@router.post(
+    "/allocation/run",
+    response_model=AllocationOut,
+    tags=["assignment"],
+    summary="Allocate unassigned cases by skill, language, region and load",
+    responses=problem_responses(),
+)
+async def run_allocation(body: AllocationIn, request: Request) -> AllocationOut:
+    async with unit_of_work(request) as session:
+        return await service.allocate(
+            session,
+            team_id=body.team_id,
+            limit=body.limit,
+            by=body.assigned_by,
+            ctx=context(request),
+        )
+
+
+@router.post(
+    "/jobs/daily-run",
+    response_model=DailyRunOut,
+    tags=["operations"],
+    summary="Run the promise, hold-expiry and DPD-roll job now",
+    responses=problem_responses(),
+)
+async def daily_run(request: Request) -> DailyRunOut:
+    """The same job the service runs on its own every `daily_run_interval_s`; one slice."""
+    async with unit_of_work(request) as session:
+        return await service.daily_run(session, ctx=context(request))
+
+
+# --- bulk import ---------------------------------------------------------------------------------
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The file itself: CSV with a header row, or JSON Lines (one case a line). "
+        f"Columns: {', '.join(importer.COLUMNS)}; required: {', '.join(importer.REQUIRED)}.",
+        "content": {
+            "text/csv": {
+                "schema": {"type": "string", "format": "binary"},
+                "example": "account_id,debtor_name,time_zone,product,currency,principal,due_date\n"
+                "LN-1,张三,Asia/Shanghai,consumer_loan,CNY,1200.00,2026-10-01\n",
+            },
+            "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/imports",
+    status_code=202,
+    response_model=ImportJobOut,
+    tags=["imports"],
+    summary="Upload a CSV or JSONL file of cases; it is imported as a job",
+    responses=problem_responses(400, 413, 415),
+    openapi_extra=_UPLOAD_BODY,
+)
+async def upload_import(
+    request: Request,
+    response: Response,
+    filename: Annotated[str, Query(min_length=1, max_length=200, examples=["book-2026-11.csv"])],
+    format: Annotated[Literal["csv", "jsonl"] | None, Query()] = None,
+) -> ImportJobOut:
+    """The upload is spooled to disk (never held in memory), its header checked, then imported
+    in the background; poll `GET /v1/imports/{id}` for progress and rejects. Re-uploading the
+    same file is harmless: unchanged rows are recognised by account id."""
+    try:
+        fmt = importer.detect_format(filename, format or _format_of(request))
+    except importer.ImportFileError as exc:
+        raise UnsupportedUpload(str(exc)) from None
+    settings = request.app.state.runtime.settings
+    job_id = uuid.uuid4()
+    folder = Path(settings.import_dir)
+    folder.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a local mkdir, once
+    path = folder / f"{job_id}.{fmt}"
+    size = 0
+    try:
+        with path.open("wb") as spool:
+            async for chunk in request.stream():
+                size += len(chunk)
+                spool.write(chunk)
+        if size == 0:
+            raise BadUpload("the upload is empty")
+        with path.open("rb") as stream:
+            try:
+                importer.check_header(stream, fmt)
+            except importer.ImportFileError as exc:
+                raise BadUpload(str(exc)) from None
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    ctx = context(request)
+    async with unit_of_work(request) as session:
+        job = ImportJob(
+            id=job_id,
+            filename=filename,
+            format=fmt,
+            status="queued",
+            bytes_total=size,
+            bytes_done=0,
+            rows_read=0,
+            rows_created=0,
+            rows_updated=0,
+            rows_unchanged=0,
+            rows_rejected=0,
+            rejects=[],
+            created_at=ctx.now,
+        )
+        session.add(job)
+    task = asyncio.create_task(
+        importer.run_job(
+            request.app.state.runtime.sessions,
+            job_id=job_id,
+            path=path,
+            fmt=fmt,
+            policy=ctx.policy,
+            clock=request.app.state.clock,
+        ),
+        name=f"import-{job_id}",
+    )
+    tasks: set[asyncio.Task[None]] = request.app.state.import_tasks
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    response.headers["Location"] = f"/v1/imports/{job_id}"
+    return importer.job_out(job)
+
+
+class BadUpload(DomainError):
+    status = 400
+    problem_type = "https://qingshou.dev/problems/bad-upload"
+
+
+class UnsupportedUpload(DomainError):
+    status = 415
+    problem_type = "https://qingshou.dev/problems/unsupported-upload"
+
+
+def _format_of(request: Request) -> str | None:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return {
+        "text/csv": "csv",
+        "application/x-ndjson": "jsonl",
+        "application/jsonl": "jsonl",
+        "application/json-lines": "jsonl",
+    }.get(content_type)
+
+
+@router.get(
+    "/imports/{job_id}",
+    response_model=ImportJobOut,
+    tags=["imports"],
+    summary="An import job's progress, counts and first rejects",
+    responses=problem_responses(404),
+)
+async def get_import(job_id: uuid.UUID, request: Request) -> ImportJobOut:
+    async with unit_of_work(request) as session:
+        job = await session.get(ImportJob, job_id)
+        if job is None:
+            raise NotFound(f"no import job {job_id}")
+        return importer.job_out(job)
+
+
+@router.get(
+    "/imports/{job_id}/rejects",
+    tags=["imports"],
+    summary="Every rejected row of an import: row, field, reason (CSV)",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/csv": {}}}, **problem_responses(404)},
+)
+async def get_import_rejects(job_id: uuid.UUID, request: Request) -> FileResponse:
+    async with unit_of_work(request) as session:
+        job = await session.get(ImportJob, job_id)
+    if job is None:
+        raise NotFound(f"no import job {job_id}")
+    folder = Path(request.app.state.runtime.settings.import_dir)
+    path = folder / f"{job_id}.rejects.csv"
+    if not path.exists():
+        raise NotFound(f"import job {job_id} has no rejects file yet ({job.status})")
+    return FileResponse(path, media_type="text/csv", filename=f"{job.filename}.rejects.csv")

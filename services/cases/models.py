@@ -1,4 +1,4 @@
-"""Cases database: debtors, cases and idempotency records."""
+"""Cases database: debtors, cases, holds, assignment, promises, plans, payments, timeline."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import MoneyMinorUnits, UtcDateTime
+from shared.db import BigIntPK, MoneyMinorUnits, UtcDateTime
 
 Money = MoneyMinorUnits()
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: sa.JSON}
+    type_annotation_map = {dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
 
 
 class Debtor(Base):
@@ -24,9 +24,16 @@ class Debtor(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     external_ref: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(16), default="person")
     name: Mapped[str] = mapped_column(sa.String(200))
+    national_id: Mapped[str | None] = mapped_column(sa.String(64))
     phone: Mapped[str | None] = mapped_column(sa.String(32))
     time_zone: Mapped[str] = mapped_column(sa.String(64))
+    language: Mapped[str | None] = mapped_column(sa.String(16))
+    region: Mapped[str | None] = mapped_column(sa.String(64))
+    # Phones/e-mails with type and consent, and postal addresses: read and written whole.
+    contact_points: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
+    addresses: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
@@ -41,6 +48,7 @@ class Case(Base):
             postgresql_where=sa.text("status = 'open'"),
             sqlite_where=sa.text("status = 'open'"),
         ),
+        sa.Index("ix_cases_queue", "status", "priority"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
@@ -51,13 +59,203 @@ class Case(Base):
     principal: Mapped[Decimal] = mapped_column(Money)
     interest: Mapped[Decimal] = mapped_column(Money)
     fees: Mapped[Decimal] = mapped_column(Money)
-    due_date: Mapped[date] = mapped_column(sa.Date)
+    # principal + interest + fees, kept in step so balance filters and sorts are index scans.
+    outstanding: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"), index=True)
+    first_due_date: Mapped[date] = mapped_column(sa.Date)
+    due_date: Mapped[date] = mapped_column(sa.Date, index=True)
+    installment_amount: Mapped[Decimal | None] = mapped_column(Money)
+    paid_total: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     industry_risk: Mapped[float] = mapped_column(sa.Float)
+    industry_code: Mapped[str | None] = mapped_column(sa.String(16))
     collateral_type: Mapped[str] = mapped_column(sa.String(16), default="none")
+    collateral_value: Mapped[Decimal | None] = mapped_column(Money)
     small_business: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    portfolio: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    tags: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
     risk_features: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     status: Mapped[str] = mapped_column(sa.String(16), default="open")
+    stage: Mapped[str] = mapped_column(sa.String(16), default="reminder", index=True)
+    # The bucket last announced in case.updated: the daily roll publishes when it moves.
+    dpd_bucket: Mapped[str] = mapped_column(sa.String(16), default="current")
+    closure: Mapped[str | None] = mapped_column(sa.String(16))
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # From scoring (case.scored / score.overridden).
+    risk_tier: Mapped[str | None] = mapped_column(sa.String(8), index=True)
+    priority: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    treatment: Mapped[str | None] = mapped_column(sa.String(32))
+    scored_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Assignment and the work lock of `POST /v1/queues/{id}/next`.
+    team_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("teams.id"), index=True)
+    collector_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("collectors.id"), index=True
+    )
+    agency_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("agencies.id"), index=True)
+    locked_by: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    active_holds: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_right_party_contact_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    broken_promises: Mapped[int] = mapped_column(sa.Integer, default=0)
+    import_hash: Mapped[str | None] = mapped_column(sa.String(64))
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Hold(Base):
+    __tablename__ = "holds"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    reason: Mapped[str] = mapped_column(sa.String(2000))
+    placed_by: Mapped[str] = mapped_column(sa.String(200))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    released_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    released_by: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    region: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class Collector(Base):
+    __tablename__ = "collectors"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    team_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("teams.id"), index=True)
+    skills: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
+    languages: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
+    regions: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
+    capacity: Mapped[int] = mapped_column(sa.Integer)
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+
+
+class Agency(Base):
+    __tablename__ = "agencies"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    commission_rate: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+
+
+class Queue(Base):
+    __tablename__ = "queues"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    team_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("teams.id"))
+    # Which cases the queue serves (stages, buckets, tiers, tags, balance range).
+    criteria: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+
+
+class Promise(Base):
+    """A promise to pay, or one instalment of a plan (tracked the same way)."""
+
+    __tablename__ = "promises"
+    __table_args__ = (sa.Index("ix_promises_open", "status", "promised_date"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    plan_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("plans.id"), index=True)
+    installment_number: Mapped[int | None] = mapped_column(sa.Integer)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    promised_date: Mapped[date] = mapped_column(sa.Date)
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    taken_by: Mapped[str] = mapped_column(sa.String(200))
+    # A promise taken on a call: the outcome id makes a redelivered outcome harmless.
+    outcome_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, unique=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    shape: Mapped[str] = mapped_column(sa.String(64))
+    total: Mapped[Decimal] = mapped_column(Money)
+    waived_interest: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    waived_fees: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    waived_principal: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    approved_by: Mapped[str] = mapped_column(sa.String(200))
+    approver_role: Mapped[str] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    external_payment_id: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    paid_on: Mapped[date] = mapped_column(sa.Date)
+    channel: Mapped[str | None] = mapped_column(sa.String(32))
+    to_fees: Mapped[Decimal] = mapped_column(Money)
+    to_interest: Mapped[Decimal] = mapped_column(Money)
+    to_principal: Mapped[Decimal] = mapped_column(Money)
+    unapplied: Mapped[Decimal] = mapped_column(Money)
+    request_hash: Mapped[str] = mapped_column(sa.String(64))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Note(Base):
+    __tablename__ = "notes"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    author: Mapped[str] = mapped_column(sa.String(200))
+    text: Mapped[str] = mapped_column(sa.String(10_000))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class TimelineEntry(Base):
+    """Every change to a case, in order, with the case as it stood right after it (so the case
+    on any past date is the snapshot of the last entry recorded by then)."""
+
+    __tablename__ = "timeline"
+    __table_args__ = (sa.Index("ix_timeline_case_seq", "case_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    summary: Mapped[str] = mapped_column(sa.String(500))
+    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ImportJob(Base):
+    __tablename__ = "import_jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    filename: Mapped[str] = mapped_column(sa.String(300))
+    format: Mapped[str] = mapped_column(sa.String(8))
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    bytes_total: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    bytes_done: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    rows_read: Mapped[int] = mapped_column(sa.Integer, default=0)
+    rows_created: Mapped[int] = mapped_column(sa.Integer, default=0)
+    rows_updated: Mapped[int] = mapped_column(sa.Integer, default=0)
+    rows_unchanged: Mapped[int] = mapped_column(sa.Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(sa.Integer, default=0)
+    rejects: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
+    error: Mapped[str | None] = mapped_column(sa.String(2000))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class IdempotencyRecord(Base):

@@ -5,65 +5,132 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from shared.contracts import CollateralType, Money, RiskFeatures, TimeZoneName
+from services.cases.domain import Closure, PromiseStatus, Stage
+from shared.contracts import CollateralType, HoldKind, Money, PlanKind, RiskFeatures, TimeZoneName
+from shared.contracts.currencies import CurrencyCode
 
-CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"])]
+Actor = Annotated[
+    str, Field(min_length=1, max_length=200, examples=["collector:li.wei"], description="Who.")
+]
+PositiveMoney = Annotated[Money, Field(gt=0)]
+Tag = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_.:-]+$")]
 
 
-class DebtorIn(BaseModel):
-    """The person or business that owes the debt."""
-
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class DebtorKind(StrEnum):
+    PERSON = "person"
+    BUSINESS = "business"
+
+
+class ContactPoint(Strict):
+    """A phone number or e-mail address, with whether the debtor consented to its use."""
+
+    kind: Literal["phone", "email"]
+    value: str = Field(min_length=3, max_length=200)
+    type: Literal["mobile", "home", "work", "personal", "other"] = "mobile"
+    consent: bool = Field(default=False, description="Debtor consented to contact here.")
+    opted_out: bool = Field(default=False, description="Debtor asked not to be contacted here.")
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> ContactPoint:
+        import re
+
+        if self.kind == "phone" and not re.fullmatch(r"\+[1-9][0-9]{6,14}", self.value):
+            raise ValueError("phone numbers are E.164, e.g. +8613800138000")
+        if self.kind == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.value):
+            raise ValueError("not an e-mail address")
+        return self
+
+
+class Address(Strict):
+    type: Literal["home", "work", "registered", "mailing", "other"] = "home"
+    lines: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        min_length=1, max_length=4
+    )
+    city: str = Field(min_length=1, max_length=100)
+    region: str | None = Field(default=None, max_length=100)
+    postal_code: str | None = Field(default=None, max_length=20)
+    country: str = Field(pattern=r"^[A-Z]{2}$", examples=["CN"])
+
+
+class DebtorIn(Strict):
+    """The person or business that owes the debt."""
 
     external_ref: str | None = Field(
         default=None, min_length=1, max_length=64, description="Core system's debtor id."
     )
+    kind: DebtorKind = DebtorKind.PERSON
     name: str = Field(min_length=1, max_length=200, examples=["张三"])
+    national_id: str | None = Field(
+        default=None,
+        min_length=4,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="National id (person) or registration number (business).",
+    )
     phone: str | None = Field(
         default=None, pattern=r"^\+[1-9][0-9]{6,14}$", examples=["+8613800138000"]
     )
+    contact_points: list[ContactPoint] = Field(default_factory=list, max_length=20)
+    addresses: list[Address] = Field(default_factory=list, max_length=10)
     time_zone: TimeZoneName
+    language: str | None = Field(
+        default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$", examples=["zh", "en-GB"]
+    )
+    region: str | None = Field(default=None, max_length=64, examples=["CN-31"])
 
 
-class CaseCreate(BaseModel):
+CASE_EXAMPLE: dict[str, Any] = {
+    "account_id": "LN-2026-000123",
+    "debtor": {
+        "external_ref": "CUST-88231",
+        "name": "张三",
+        "national_id": "310101199001011234",
+        "phone": "+8613800138000",
+        "contact_points": [
+            {"kind": "phone", "value": "+8613800138000", "type": "mobile", "consent": True}
+        ],
+        "time_zone": "Asia/Shanghai",
+        "language": "zh",
+        "region": "CN-31",
+    },
+    "product": "consumer_loan",
+    "currency": "CNY",
+    "principal": "12000.00",
+    "interest": "350.50",
+    "fees": "0",
+    "due_date": "2026-10-01",
+    "installment_amount": "1100.00",
+    "industry_risk": 40,
+    "industry_code": "F52",
+    "collateral_type": "none",
+    "small_business": False,
+    "portfolio": "retail-2026q3",
+    "tags": ["online"],
+    "risk_features": {
+        "RevolvingUtilizationOfUnsecuredLines": 0.83,
+        "age": 37,
+        "NumberOfTime30-59DaysPastDueNotWorse": 1,
+        "DebtRatio": 0.42,
+        "MonthlyIncome": 5400,
+        "NumberOfTimes90DaysLate": 0,
+    },
+}
+
+
+class CaseCreate(Strict):
     """A delinquent account to open a case for."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        str_strip_whitespace=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "account_id": "LN-2026-000123",
-                    "debtor": {
-                        "name": "张三",
-                        "phone": "+8613800138000",
-                        "time_zone": "Asia/Shanghai",
-                    },
-                    "product": "consumer_loan",
-                    "currency": "CNY",
-                    "principal": "12000.00",
-                    "interest": "350.50",
-                    "fees": "0",
-                    "due_date": "2026-10-01",
-                    "industry_risk": 40,
-                    "collateral_type": "none",
-                    "small_business": False,
-                    "risk_features": {
-                        "RevolvingUtilizationOfUnsecuredLines": 0.83,
-                        "age": 37,
-                        "NumberOfTime30-59DaysPastDueNotWorse": 1,
-                        "DebtRatio": 0.42,
-                        "MonthlyIncome": 5400,
-                        "NumberOfTimes90DaysLate": 0,
-                    },
-                }
-            ]
-        },
+        extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [CASE_EXAMPLE]}
     )
 
     account_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
@@ -73,10 +140,19 @@ class CaseCreate(BaseModel):
     principal: Money
     interest: Money = Decimal("0.00")
     fees: Money = Decimal("0.00")
-    due_date: date
+    due_date: date = Field(description="The first missed due date; DPD counts from it.")
+    installment_amount: PositiveMoney | None = Field(
+        default=None,
+        description="Monthly instalment of an instalment loan: each one paid moves the "
+        "oldest unpaid due date (and so DPD) a month on.",
+    )
     industry_risk: float = Field(default=50.0, ge=0, le=100, description="Industry risk index.")
+    industry_code: str | None = Field(default=None, max_length=16, pattern=r"^[A-Za-z0-9.]+$")
     collateral_type: CollateralType = CollateralType.NONE
+    collateral_value: Money | None = None
     small_business: bool = False
+    portfolio: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
     risk_features: RiskFeatures = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -89,8 +165,21 @@ class CaseCreate(BaseModel):
 class DebtorOut(BaseModel):
     id: uuid.UUID
     external_ref: str | None
+    kind: DebtorKind = DebtorKind.PERSON
     name: str
     time_zone: str
+    language: str | None = None
+    region: str | None = None
+    contact_points: list[ContactPoint] = Field(default_factory=list)
+    addresses: list[Address] = Field(default_factory=list)
+
+
+class Assignment(BaseModel):
+    team_id: uuid.UUID | None = None
+    collector_id: uuid.UUID | None = None
+    agency_id: uuid.UUID | None = None
+    locked_by: uuid.UUID | None = None
+    locked_until: datetime | None = None
 
 
 class CaseOut(BaseModel):
@@ -98,7 +187,10 @@ class CaseOut(BaseModel):
 
     id: uuid.UUID
     account_id: str
-    status: str
+    status: str = Field(examples=["open", "closed"])
+    stage: Stage = Stage.REMINDER
+    closure: Closure | None = None
+    closed_at: datetime | None = None
     debtor: DebtorOut
     product: str
     currency: str
@@ -106,11 +198,385 @@ class CaseOut(BaseModel):
     interest: Decimal
     fees: Decimal
     amount_outstanding: Decimal
-    due_date: date
+    paid_total: Decimal = Decimal("0.00")
+    due_date: date = Field(description="Oldest unpaid due date.")
+    installment_amount: Decimal | None = None
     days_past_due: int
     dpd_bucket: str
     industry_risk: float
+    industry_code: str | None = None
     collateral_type: CollateralType
+    collateral_value: Decimal | None = None
     small_business: bool
+    portfolio: str | None = None
+    tags: list[str] = Field(default_factory=list)
     risk_features: dict[str, float | str | None]
+    risk_tier: str | None = None
+    priority: float = 0.0
+    treatment: str | None = None
+    scored_at: datetime | None = None
+    assignment: Assignment = Field(default_factory=Assignment)
+    on_hold: bool = False
+    broken_promises: int = 0
+    last_right_party_contact_at: datetime | None = None
     opened_at: datetime
+    updated_at: datetime | None = None
+
+
+class CasePage(BaseModel):
+    items: list[CaseOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
+
+
+class StageChange(Strict):
+    stage: Literal[Stage.LEGAL, Stage.RESTRUCTURING, Stage.LATE, Stage.EARLY, Stage.REMINDER]
+    reason: str = Field(min_length=1, max_length=2000)
+    changed_by: Actor
+
+
+class CloseCase(Strict):
+    closure: Closure
+    reason: str = Field(min_length=1, max_length=2000)
+    closed_by: Actor
+
+
+class HoldCreate(Strict):
+    """A reason not to contact the debtor (REGULATIONS: holds that block all contact)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "hardship",
+                    "reason": "Lost job; 60-day pause agreed",
+                    "placed_by": "supervisor:wang",
+                    "starts_at": "2026-11-01T00:00:00Z",
+                    "ends_at": "2026-12-31T00:00:00Z",
+                }
+            ]
+        },
+    )
+
+    kind: HoldKind
+    reason: str = Field(min_length=1, max_length=2000)
+    placed_by: Actor
+    starts_at: AwareDatetime | None = Field(
+        default=None, description="Default now; may be back-dated (hardship), not future."
+    )
+    ends_at: AwareDatetime | None = Field(default=None, description="Null: until released.")
+
+
+class HoldRelease(Strict):
+    released_by: Actor
+    reason: str = Field(default="", max_length=2000)
+
+
+class HoldOut(BaseModel):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    kind: HoldKind
+    reason: str
+    placed_by: str
+    starts_at: datetime
+    ends_at: datetime | None
+    released_at: datetime | None
+    released_by: str | None
+    active: bool
+
+
+class PaymentIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "external_payment_id": "PAY-20261120-0001",
+                    "amount": "500.00",
+                    "currency": "CNY",
+                    "paid_on": "2026-11-20",
+                    "channel": "bank_transfer",
+                }
+            ]
+        },
+    )
+
+    external_payment_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+    amount: PositiveMoney
+    currency: CurrencyCode
+    paid_on: date
+    channel: str | None = Field(default=None, max_length=32, pattern=r"^[a-z_]+$")
+
+
+class PaymentOut(BaseModel):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    external_payment_id: str
+    amount: Decimal
+    currency: str
+    paid_on: date
+    to_fees: Decimal
+    to_interest: Decimal
+    to_principal: Decimal
+    unapplied: Decimal = Field(description="Overpayment held for refund.")
+    amount_outstanding_after: Decimal
+    days_past_due_after: int
+    case_status_after: str
+
+
+class PromiseIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "amount": "2000.00",
+                    "promised_date": "2026-11-30",
+                    "channel": "call",
+                    "taken_by": "collector:li.wei",
+                }
+            ]
+        },
+    )
+
+    amount: PositiveMoney
+    promised_date: date
+    channel: Literal["call", "sms", "email", "letter", "visit", "app", "wechat"] = "call"
+    taken_by: Actor
+
+
+class PromiseOut(BaseModel):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    plan_id: uuid.UUID | None
+    installment_number: int | None
+    amount: Decimal
+    promised_date: date
+    channel: str
+    taken_by: str
+    status: PromiseStatus
+    resolved_at: datetime | None
+    created_at: datetime
+
+
+class PlanIn(Strict):
+    """An instalment plan ("3+6+12", optionally stepped) or a settlement offer."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "installments",
+                    "shape": "3+6+12",
+                    "step_weights": ["0.5", "1", "1.5"],
+                    "first_due_date": "2026-12-01",
+                    "approved_by": "supervisor:wang",
+                    "approver_role": "supervisor",
+                },
+                {
+                    "kind": "settlement",
+                    "interest_waiver": "0.30",
+                    "first_due_date": "2026-12-01",
+                    "approved_by": "supervisor:wang",
+                    "approver_role": "supervisor",
+                },
+            ]
+        },
+    )
+
+    kind: PlanKind
+    shape: str = Field(
+        default="1", pattern=r"^[1-9][0-9]{0,2}(\+[1-9][0-9]{0,2}){0,5}$", examples=["3+6+12"]
+    )
+    step_weights: list[Annotated[Decimal, Field(gt=0, le=100)]] | None = None
+    first_due_date: date
+    interest_waiver: Annotated[Decimal, Field(ge=0, le=1)] = Decimal(0)
+    fees_waiver: Annotated[Decimal, Field(ge=0, le=1)] = Decimal(0)
+    principal_waiver: Annotated[Decimal, Field(ge=0, le=1)] = Decimal(0)
+    approved_by: Actor
+    approver_role: str = Field(min_length=1, max_length=32, examples=["supervisor"])
+
+
+class PlanOut(BaseModel):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    kind: PlanKind
+    shape: str
+    total: Decimal
+    waived: Decimal
+    status: str
+    approved_by: str
+    approver_role: str
+    installments: list[PromiseOut]
+    created_at: datetime
+
+
+class NoteIn(Strict):
+    author: Actor
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class TimelineEntryOut(BaseModel):
+    seq: int
+    kind: str = Field(examples=["opened", "payment", "hold_placed"])
+    actor: str
+    summary: str
+    data: dict[str, object]
+    recorded_at: datetime
+
+
+class Timeline(BaseModel):
+    case_id: uuid.UUID
+    entries: list[TimelineEntryOut]
+
+
+# --- assignment -----------------------------------------------------------------------------
+
+
+class TeamIn(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    region: str | None = Field(default=None, max_length=64)
+
+
+class TeamOut(TeamIn):
+    id: uuid.UUID
+
+
+Skill = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$")]
+
+
+class CollectorIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Li Wei",
+                    "team_id": "6c1f7a54-59a5-4a0e-9a8e-54b1f8a0f0a1",
+                    "skills": ["early", "call", "settlement_offer"],
+                    "languages": ["zh"],
+                    "regions": ["CN-31"],
+                    "capacity": 120,
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=200)
+    team_id: uuid.UUID
+    skills: list[Skill] = Field(default_factory=list, max_length=30)
+    languages: list[Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]] = Field(
+        default_factory=list, max_length=10, description="Empty: any language."
+    )
+    regions: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=50, description="Empty: any region."
+    )
+    capacity: int = Field(ge=1, le=10_000, description="Open cases the collector can carry.")
+    active: bool = True
+
+
+class CollectorOut(CollectorIn):
+    id: uuid.UUID
+    assigned: int = Field(description="Open cases assigned now.")
+
+
+class AgencyIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    commission_rate: float = Field(default=0.0, ge=0, le=1)
+    active: bool = True
+
+
+class AgencyOut(AgencyIn):
+    id: uuid.UUID
+
+
+class QueueCriteria(Strict):
+    """Which open cases a queue serves; empty lists mean "any"."""
+
+    stages: list[Stage] = Field(default_factory=list)
+    buckets: list[str] = Field(default_factory=list, examples=[["8-15", "16-30"]])
+    risk_tiers: list[Literal["high", "medium", "low"]] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list)
+    portfolios: list[str] = Field(default_factory=list)
+    min_balance: Money | None = None
+    max_balance: Money | None = None
+
+
+class QueueIn(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    team_id: uuid.UUID | None = None
+    criteria: QueueCriteria = Field(default_factory=QueueCriteria)
+
+
+class QueueOut(QueueIn):
+    id: uuid.UUID
+
+
+class NextCaseIn(Strict):
+    collector_id: uuid.UUID
+    lock_minutes: int = Field(default=30, ge=1, le=480)
+
+
+class LockRelease(Strict):
+    collector_id: uuid.UUID
+
+
+class AssignIn(Strict):
+    collector_id: uuid.UUID
+    assigned_by: Actor
+
+
+class PlacementIn(Strict):
+    agency_id: uuid.UUID
+    placed_by: Actor
+
+
+class RecallIn(Strict):
+    recalled_by: Actor
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class AllocationIn(Strict):
+    team_id: uuid.UUID | None = Field(default=None, description="Only this team's collectors.")
+    limit: int = Field(default=1000, ge=1, le=100_000)
+    assigned_by: Actor = "system:allocation"
+
+
+class AllocationOut(BaseModel):
+    assigned: int
+    left_unassigned: int = Field(description="No suitable collector had room.")
+
+
+# --- imports and jobs ----------------------------------------------------------------------
+
+
+class ImportReject(BaseModel):
+    row: int = Field(description="1-based data row (CSV header is row 0).")
+    field: str
+    reason: str
+
+
+class ImportJobOut(BaseModel):
+    id: uuid.UUID
+    filename: str
+    format: Literal["csv", "jsonl"]
+    status: Literal["queued", "running", "done", "failed"]
+    bytes_total: int
+    bytes_done: int = Field(description="Progress: bytes of the upload processed so far.")
+    rows_read: int
+    rows_created: int
+    rows_updated: int
+    rows_unchanged: int
+    rows_rejected: int
+    rejects: list[ImportReject] = Field(description="The first 1,000 rejects.")
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class DailyRunOut(BaseModel):
+    promises_kept: int
+    promises_broken: int
+    holds_expired: int
+    cases_rolled: int = Field(description="Cases whose DPD bucket or stage moved.")

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.contact import service
 from shared.bus import Handler, Received
 from shared.contracts import (
+    CaseClosed,
     CaseOpened,
     CaseScored,
     ContactOutcome,
@@ -60,7 +61,17 @@ def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
             session, event=message.payload, envelope=message.envelope, now=utc_now(), packs=packs
         )
 
+    async def on_case_closed(session: AsyncSession, message: Received) -> None:
+        assert isinstance(message.payload, CaseClosed)
+        await service.record_case_closed(
+            session,
+            event=message.payload,
+            correlation_id=message.envelope.correlation_id,
+            now=utc_now(),
+        )
+
     return {
+        CaseClosed.event_type: on_case_closed,
         HoldPlaced.event_type: on_hold_placed,
         HoldReleased.event_type: on_hold_released,
         CaseOpened.event_type: on_case_opened,

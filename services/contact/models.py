@@ -30,6 +30,7 @@ class ContactCase(Base):
     scored_event_id: Mapped[str | None] = mapped_column(sa.String(64))
     human_only: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     treatment: Mapped[str | None] = mapped_column(sa.String(32))
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

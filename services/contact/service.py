@@ -30,6 +30,7 @@ from services.contact.schemas import (
     SimulationOut,
 )
 from shared.contracts import (
+    CaseClosed,
     CaseOpened,
     CaseScored,
     ContactBlocked,
@@ -291,6 +292,9 @@ async def record_outcome(
             result=outcome.result,
             occurred_at=outcome.occurred_at,
             flags=flags,
+            promised_amount=outcome.promised_amount,
+            promised_date=outcome.promised_date,
+            agency=outcome.agency,
         ),
         key=str(outcome.case_id),
         correlation_id=correlation_id,
@@ -429,6 +433,8 @@ async def _plan_first_attempt(
         or case.days_past_due is None
     ):
         return None  # the other half (case or score) has not arrived yet
+    if case.closed_at is not None:
+        return None  # nothing is collected on a closed case
     active = await session.scalar(
         sa.select(ContactAttempt.id)
         .where(
@@ -721,6 +727,39 @@ async def record_hold_placed(
                 case_id=attempt.case_id,
                 rule_ids=rule_ids,
                 reason=f"{event.kind.value.replace('_', ' ')} hold: {event.reason}",
+                cancelled_at=now,
+            ),
+            key=str(attempt.case_id),
+            correlation_id=correlation_id,
+        )
+    await session.flush()
+    return len(live)
+
+
+async def record_case_closed(
+    session: AsyncSession, *, event: CaseClosed, correlation_id: str, now: datetime
+) -> int:
+    """The case ended: withdraw its live attempts and never plan it again; returns how many."""
+    case = await _contact_case(session, case_id=event.case_id, now=now)
+    case.closed_at = event.closed_at
+    case.updated_at = now
+    live = (
+        await session.scalars(
+            sa.select(ContactAttempt).where(
+                ContactAttempt.case_id == event.case_id,
+                ContactAttempt.status.in_(("planned", "leased")),
+            )
+        )
+    ).all()
+    for attempt in live:
+        attempt.status = "cancelled"
+        await _publish(
+            session,
+            ContactCancelled(
+                attempt_id=attempt.id,
+                case_id=attempt.case_id,
+                rule_ids=["CASE-CLOSED"],
+                reason=f"case closed ({event.closure})",
                 cancelled_at=now,
             ),
             key=str(attempt.case_id),

@@ -3,6 +3,8 @@
 from shared.contracts.envelope import Envelope, canonical_json, utc_now
 from shared.contracts.events import (
     PAYLOADS,
+    CaseAssigned,
+    CaseClosed,
     CaseOpened,
     CaseScored,
     CaseUpdated,
@@ -22,7 +24,11 @@ from shared.contracts.events import (
     Money,
     OutcomeResult,
     PaymentReceived,
+    PlanCreated,
+    PlanKind,
     PtpBroken,
+    PtpCreated,
+    PtpKept,
     Reason,
     RiskFeatures,
     RiskTier,
@@ -36,6 +42,8 @@ from shared.contracts.events import (
 
 __all__ = [
     "PAYLOADS",
+    "CaseAssigned",
+    "CaseClosed",
     "CaseOpened",
     "CaseScored",
     "CaseUpdated",
@@ -56,7 +64,11 @@ __all__ = [
     "Money",
     "OutcomeResult",
     "PaymentReceived",
+    "PlanCreated",
+    "PlanKind",
     "PtpBroken",
+    "PtpCreated",
+    "PtpKept",
     "Reason",
     "RiskFeatures",
     "RiskTier",

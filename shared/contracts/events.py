@@ -136,6 +136,96 @@ class PtpBroken(EventPayload):
     paid_amount: Money
     broken_at: AwareDatetime
     broken_promises_total: int = Field(ge=1, description="Broken promises on this case so far.")
+    plan_id: uuid.UUID | None = Field(default=None, description="Set when an instalment broke.")
+    installment_number: int | None = Field(default=None, ge=1)
+
+
+class PtpCreated(EventPayload):
+    """A promise to pay was taken (by a collector, or from a call outcome)."""
+
+    event_type: ClassVar[str] = "ptp.created"
+    event_version: ClassVar[int] = 1
+
+    case_id: uuid.UUID
+    ptp_id: uuid.UUID
+    promised_amount: Money
+    promised_date: date
+    channel: str = Field(max_length=16, examples=["call"])
+    taken_by: str = Field(min_length=1, max_length=200)
+    created_at: AwareDatetime
+    plan_id: uuid.UUID | None = None
+    installment_number: int | None = Field(default=None, ge=1)
+    outcome_id: uuid.UUID | None = Field(
+        default=None, description="The contact outcome it came from."
+    )
+
+
+class PtpKept(EventPayload):
+    """Payments by the promised date (plus grace) covered the promise."""
+
+    event_type: ClassVar[str] = "ptp.kept"
+    event_version: ClassVar[int] = 1
+
+    case_id: uuid.UUID
+    ptp_id: uuid.UUID
+    promised_amount: Money
+    promised_date: date
+    kept_at: AwareDatetime
+    plan_id: uuid.UUID | None = None
+    installment_number: int | None = Field(default=None, ge=1)
+
+
+class PlanKind(StrEnum):
+    INSTALLMENTS = "installments"
+    SETTLEMENT = "settlement"
+
+
+class PlanCreated(EventPayload):
+    """An approved payment plan or settlement offer; each instalment is also a `ptp.created`."""
+
+    event_type: ClassVar[str] = "plan.created"
+    event_version: ClassVar[int] = 1
+
+    case_id: uuid.UUID
+    plan_id: uuid.UUID
+    kind: PlanKind
+    total: Money
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    installments: int = Field(ge=1)
+    first_due_date: date
+    waived: Money = Field(description="Forgiven if the plan is kept (settlements).")
+    approved_by: str = Field(min_length=1, max_length=200)
+    approver_role: str = Field(max_length=32)
+    created_at: AwareDatetime
+
+
+class CaseAssigned(EventPayload):
+    """Who works the case now: a collector (and team), an outside agency, or nobody (recall)."""
+
+    event_type: ClassVar[str] = "case.assigned"
+    event_version: ClassVar[int] = 1
+
+    case_id: uuid.UUID
+    team_id: uuid.UUID | None = None
+    collector_id: uuid.UUID | None = None
+    agency_id: uuid.UUID | None = None
+    assigned_by: str = Field(min_length=1, max_length=200)
+    reason: str = Field(max_length=200, examples=["allocation", "queue", "placement", "recall"])
+    assigned_at: AwareDatetime
+
+
+class CaseClosed(EventPayload):
+    """The case ended; contact must stop and nothing more is collected on it."""
+
+    event_type: ClassVar[str] = "case.closed"
+    event_version: ClassVar[int] = 1
+
+    case_id: uuid.UUID
+    account_id: str = Field(min_length=1, max_length=64)
+    closure: str = Field(examples=["settled", "restructured", "written_off", "sold", "legal"])
+    amount_outstanding: Money = Field(description="What was still owed (written off, sold).")
+    closed_by: str = Field(min_length=1, max_length=200)
+    closed_at: AwareDatetime
 
 
 class HoldKind(StrEnum):
@@ -357,6 +447,9 @@ class ContactOutcomeRecorded(EventPayload):
     flags: list[str] = Field(
         default_factory=list, examples=[["never_planned", "forbidden_time:CN-HOURS"]]
     )
+    promised_amount: Money | None = Field(default=None, description="On promise_to_pay.")
+    promised_date: date | None = None
+    agency: str | None = Field(default=None, max_length=100)
 
 
 class ContactEscalated(EventPayload):
@@ -376,6 +469,11 @@ PAYLOADS: tuple[type[EventPayload], ...] = (
     CaseUpdated,
     PaymentReceived,
     PtpBroken,
+    PtpCreated,
+    PtpKept,
+    PlanCreated,
+    CaseAssigned,
+    CaseClosed,
     HoldPlaced,
     HoldReleased,
     CaseScored,

@@ -109,6 +109,11 @@ def test_published_schemas_are_up_to_date() -> None:
     assert {e["type"] for e in index["events"]} == {
         "case.opened",
         "case.updated",
+        "case.assigned",
+        "case.closed",
+        "ptp.created",
+        "ptp.kept",
+        "plan.created",
         "payment.received",
         "ptp.broken",
         "case.scored",

@@ -1,0 +1,85 @@
+"""Cases' own command: `import FILE` (bulk import with a progress bar and a rejects file)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from services.cases import importer
+from services.cases.settings import CasesSettings
+from shared.contracts import utc_now
+from shared.db import create_engine, session_factory
+from shared.migrate import upgrade
+
+
+def import_command(argv: list[str]) -> int:
+    """python -m services.cases import FILE [--format csv|jsonl] [--rejects PATH]"""
+    from services.cases.app import policy_from
+
+    parser = argparse.ArgumentParser(prog="python -m services.cases import")
+    parser.add_argument("file", type=Path, help="CSV (with header) or JSONL of cases")
+    parser.add_argument("--format", choices=["csv", "jsonl"], help="default: from the suffix")
+    parser.add_argument(
+        "--rejects", type=Path, help="where rejected rows go (default: FILE.rejects.csv)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        fmt = importer.detect_format(args.file.name, args.format)
+    except importer.ImportFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.file.is_file():
+        print(f"error: no file {args.file}", file=sys.stderr)
+        return 2
+    settings = CasesSettings()
+    upgrade(migrations_dir=Path(__file__).parent / "migrations", url=settings.database_url)
+    rejects_path = args.rejects or args.file.with_name(args.file.name + ".rejects.csv")
+    size = args.file.stat().st_size
+    bar = tqdm(
+        total=size,
+        unit="B",
+        unit_scale=True,
+        disable=args.quiet,
+        desc=args.file.name,
+        file=sys.stderr,
+    )
+
+    def progress(totals: importer.Totals, position: int) -> None:
+        bar.update(position - bar.n)
+        bar.set_postfix(rows=totals.read, rejected=totals.rejected, refresh=False)
+
+    async def run() -> importer.Totals:
+        engine = create_engine(settings.database_url)
+        try:
+            with args.file.open("rb") as stream, rejects_path.open("w", newline="") as rejects:
+                return await importer.Importer(
+                    session_factory(engine),
+                    policy=policy_from(settings),
+                    clock=utc_now,
+                    rejects_out=rejects,
+                    on_progress=progress,
+                ).run(stream, fmt)
+        finally:
+            await engine.dispose()
+
+    started = time.perf_counter()
+    try:
+        totals = asyncio.run(run())
+    except importer.ImportFileError as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    bar.close()
+    elapsed = time.perf_counter() - started
+    print(
+        f"{totals.read} rows in {elapsed:.1f} s ({totals.read / max(elapsed, 1e-9):,.0f} rows/s): "
+        f"{totals.created} created, {totals.updated} updated, {totals.unchanged} unchanged, "
+        f"{totals.rejected} rejected" + (f" (see {rejects_path})" if totals.rejected else "")
+    )
+    return 0 if totals.rejected == 0 else 1
