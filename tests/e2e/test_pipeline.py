@@ -319,3 +319,42 @@ async def test_killing_a_consumer_service_mid_stream_loses_and_doubles_nothing(
         await asyncio.to_thread(stack.wait_ready, names=("contact",))
         await post_until(client, url, bodies[60:], accepted)
         await wait_planned_exactly_once(client, stack, accepted, timeout_s=90)
+
+
+async def test_scores_reach_the_case_and_closing_it_withdraws_contact(stack: LocalStack) -> None:
+    """The loop back to the system of record: scoring's tier and priority land on the case in
+    cases; a hold and then a closure in cases withdraw contact's planned attempt."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        created = await client.post(
+            f"{stack.url('cases')}/v1/cases", json=new_case(11, "Asia/Shanghai")
+        )
+        cid = created.json()["id"]
+        scored = await wait_for(
+            client, f"{stack.url('cases')}/v1/cases/{cid}", ok=lambda b: b["risk_tier"] is not None
+        )
+        score = (await client.get(f"{stack.url('scoring')}/v1/scores/{cid}")).json()
+        assert scored["priority"] == score["latest"]["priority"]
+        assert scored["risk_tier"] == score["latest"]["risk_tier"]
+        timeline = (await client.get(f"{stack.url('cases')}/v1/cases/{cid}/timeline")).json()
+        assert [e["kind"] for e in timeline["entries"]][:2] == ["opened", "scored"]
+
+        await wait_for(
+            client,
+            f"{stack.url('contact')}/v1/cases/{cid}/attempts",
+            ok=lambda b: [a["status"] for a in b["attempts"]] == ["planned"],
+        )
+        closed = await client.post(
+            f"{stack.url('cases')}/v1/cases/{cid}/close",
+            json={"closure": "sold", "reason": "portfolio sale", "closed_by": "manager:zhao"},
+        )
+        assert closed.status_code == 200, closed.text
+        await wait_for(
+            client,
+            f"{stack.url('contact')}/v1/cases/{cid}/attempts",
+            ok=lambda b: [a["status"] for a in b["attempts"]] == ["cancelled"],
+        )
+        await wait_for(
+            client,
+            f"{stack.url('compliance')}/v1/audit/entries?case_id={cid}",
+            ok=lambda b: "case.closed" in {e["event_type"] for e in b["entries"]},
+        )
