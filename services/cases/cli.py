@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import sys
 import time
 from pathlib import Path
@@ -77,9 +78,12 @@ def import_command(argv: list[str]) -> int:
         return 2
     bar.close()
     elapsed = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"{totals.read} rows in {elapsed:.1f} s ({totals.read / max(elapsed, 1e-9):,.0f} rows/s): "
         f"{totals.created} created, {totals.updated} updated, {totals.unchanged} unchanged, "
-        f"{totals.rejected} rejected" + (f" (see {rejects_path})" if totals.rejected else "")
+        f"{totals.rejected} rejected"
+        + (f" (see {rejects_path})" if totals.rejected else "")
+        + f"; peak memory {peak_mb:.0f} MB"
     )
     return 0 if totals.rejected == 0 else 1

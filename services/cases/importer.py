@@ -215,6 +215,7 @@ class Importer:
         self.job_id = job_id
         self.on_progress = on_progress
         self.totals = Totals()
+        self._analyze_at = CHUNK
 
     def _reject(self, row: int, column: str, reason: str, *, first: bool = True) -> None:
         """Write a reject line; a row with several problems gets a line each but counts once."""
@@ -268,8 +269,24 @@ class Importer:
                         rejects=[r.model_dump() for r in self.totals.rejects],
                     )
                 )
+        await self._refresh_statistics()
         if self.on_progress is not None:
             self.on_progress(self.totals, position)
+
+    async def _refresh_statistics(self) -> None:
+        """PostgreSQL plans the existing-account lookup from table statistics. A table that grows
+        from empty to 100,000 rows within one import keeps its "tiny table" plan, a sequential
+        scan per chunk (quadratic overall: 679 rows/s at 100k), until it is analysed; so analyse
+        each time this import has doubled what it wrote."""
+        written = self.totals.created + self.totals.updated
+        if written < self._analyze_at:
+            return
+        self._analyze_at = written * 2
+        async with self.sessions() as session, session.begin():
+            if (await session.connection()).dialect.name == "postgresql":
+                await session.execute(sa.text("ANALYZE cases"))
+                await session.execute(sa.text("ANALYZE debtors"))
+                await session.execute(sa.text("ANALYZE timeline"))
 
     async def _write_chunk(
         self, session: AsyncSession, chunk: list[tuple[int, CaseCreate]], ctx: service.Context
@@ -292,15 +309,18 @@ class Importer:
             accepted.append((number, command, row_hash(command)))
         if not accepted:
             return
+        # By account id alone (its own index), open ones kept here: with `status = 'open'` in
+        # SQL, SQLite without statistics walks the (status, priority) index over every open case.
         existing = {
             row.account_id: row
             for row in (
                 await session.execute(
-                    sa.select(Case.id, Case.account_id, Case.import_hash).where(
-                        Case.status == "open", Case.account_id.in_(list(first_row))
+                    sa.select(Case.id, Case.account_id, Case.import_hash, Case.status).where(
+                        Case.account_id.in_(list(first_row))
                     )
                 )
             ).all()
+            if row.status == "open"
         }
         refs = {c.debtor.external_ref for _, c, _ in accepted if c.debtor.external_ref}
         debtors: dict[str, dict[str, Any]] = {}
@@ -316,9 +336,10 @@ class Importer:
             if current is not None:
                 if current.import_hash == digest:
                     self.totals.unchanged += 1
-                else:
-                    await self._update(session, current.id, command, digest, ctx)
+                elif await self._update(session, current.id, command, digest, ctx):
                     self.totals.updated += 1
+                else:
+                    self.totals.unchanged += 1
                 continue
             ref = command.debtor.external_ref
             debtor = debtors.get(ref) if ref else None
@@ -386,8 +407,9 @@ class Importer:
         command: CaseCreate,
         digest: str,
         ctx: service.Context,
-    ) -> None:
-        """The core system's figures changed: balances, due date and tags follow the file."""
+    ) -> bool:
+        """The core system's figures changed: balances, due date and tags follow the file.
+        False when nothing visible differs (the row was only written differently)."""
         case, debtor = await service._load(session, case_id)
         changed = []
         for name in ("principal", "interest", "fees", "installment_amount", "portfolio"):
@@ -409,6 +431,8 @@ class Importer:
         )
         changed += service._roll(case, ctx)
         case.import_hash = digest
+        if not changed:
+            return False  # the same figures written differently: nothing to record
         await service._record(
             session,
             case=case,
@@ -416,10 +440,11 @@ class Importer:
             ctx=ctx,
             kind="imported_update",
             actor="import",
-            summary=f"updated from import: {', '.join(changed) or 'no visible change'}",
+            summary=f"updated from import: {', '.join(changed)}",
             data={"changed": changed},
-            events=[service._case_updated(case, ctx, changed)] if changed else [],
+            events=[service._case_updated(case, ctx, changed)],
         )
+        return True
 
 
 def _view(row: dict[str, Any]) -> Any:
