@@ -116,9 +116,14 @@ async def open_case(
                 session, command=body, idempotency_key=idempotency_key, ctx=context(request)
             )
     except sa_exc.IntegrityError:
-        # A concurrent request won the race for the same account or idempotency key.
+        # The unique indexes said no (everything was rolled back): say which one.
+        async with unit_of_work(request) as session:
+            existing = await service.open_case_of(session, account_id=body.account_id)
+        if existing is not None:
+            raise Conflict(f"account {body.account_id} already has open case {existing}") from None
         raise Conflict(
-            f"account {body.account_id} or this Idempotency-Key was used by a concurrent request"
+            f"a concurrent request for account {body.account_id} used the same Idempotency-Key "
+            "or created the same debtor; retry"
         ) from None
     response.headers["Location"] = f"/v1/cases/{result.case.id}"
     if result.replayed:

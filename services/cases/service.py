@@ -607,11 +607,8 @@ async def open_case(
                 )
             return OpenCaseResult(CaseOut.model_validate(previous.response), replayed=True)
     check_due_date(command, today=ctx.today)
-    existing = await session.scalar(
-        sa.select(Case.id).where(Case.account_id == command.account_id, Case.status == "open")
-    )
-    if existing is not None:
-        raise Conflict(f"account {command.account_id} already has open case {existing}")
+    # A second open case for the account is caught by the unique index (one round trip fewer
+    # than asking first, and right under concurrency too); the caller turns it into a 409.
 
     debtor = await _find_or_create_debtor(session, command=command, now=ctx.now)
     case = new_case(command, debtor_id=debtor.id, ctx=ctx)
@@ -639,6 +636,14 @@ async def open_case(
         )
     await session.flush()
     return OpenCaseResult(out, replayed=False)
+
+
+async def open_case_of(session: AsyncSession, *, account_id: str) -> uuid.UUID | None:
+    """The open case of an account, if any."""
+    found: uuid.UUID | None = await session.scalar(
+        sa.select(Case.id).where(Case.account_id == account_id, Case.status == "open")
+    )
+    return found
 
 
 async def _find_or_create_debtor(
