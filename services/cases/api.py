@@ -30,6 +30,7 @@ from services.cases.schemas import (
     CollectorIn,
     CollectorOut,
     DailyRunOut,
+    DebtorOut,
     HoldCreate,
     HoldOut,
     HoldRelease,
@@ -42,6 +43,7 @@ from services.cases.schemas import (
     PlacementIn,
     PlanIn,
     PlanOut,
+    PreferencesIn,
     PromiseIn,
     PromiseOut,
     QueueIn,
@@ -259,6 +261,37 @@ async def close_case(case_id: uuid.UUID, body: CloseCase, request: Request) -> C
             reason=body.reason,
             by=body.closed_by,
             ctx=context(request),
+        )
+
+
+# --- debtors -------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/debtors/{debtor_id}",
+    response_model=DebtorOut,
+    tags=["debtors"],
+    summary="Read a debtor",
+    responses=problem_responses(404),
+)
+async def get_debtor(debtor_id: uuid.UUID, request: Request) -> DebtorOut:
+    async with unit_of_work(request) as session:
+        return await service.get_debtor(session, debtor_id=debtor_id)
+
+
+@router.put(
+    "/debtors/{debtor_id}/preferences",
+    response_model=DebtorOut,
+    tags=["debtors"],
+    summary="Set the debtor's channel opt-outs and consents",
+    responses=problem_responses(404),
+)
+async def set_preferences(debtor_id: uuid.UUID, body: PreferencesIn, request: Request) -> DebtorOut:
+    """Replaces the whole set; contact stops using an opted-out channel for every debt of this
+    person and withdraws attempts already planned on it."""
+    async with unit_of_work(request) as session:
+        return await service.set_preferences(
+            session, debtor_id=debtor_id, command=body, ctx=context(request)
         )
 
 

@@ -50,6 +50,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "time_zone": ("debtor", "time_zone"),
     "language": ("debtor", "language"),
     "region": ("debtor", "region"),
+    "opted_out_channels": ("debtor", "opted_out_channels"),
     "product": ("product",),
     "currency": ("currency",),
     "principal": ("principal",),
@@ -165,7 +166,7 @@ def to_command(raw: dict[str, Any]) -> CaseCreate | list[tuple[str, str]]:
         if column == "email":
             email = str(value).strip()
             continue
-        if column == "tags" and isinstance(value, str):
+        if column in ("tags", "opted_out_channels") and isinstance(value, str):
             value = [t.strip() for t in value.split(";") if t.strip()]
         if column == "small_business" and isinstance(value, str):
             value = value.strip().lower()

@@ -34,6 +34,10 @@ class Debtor(Base):
     # Phones/e-mails with type and consent, and postal addresses: read and written whole.
     contact_points: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
     addresses: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
+    # Channel opt-outs and separate consents ("agency:<name>", "third_party:<id>").
+    opted_out_channels: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
+    consents: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
+    preferences_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

@@ -13,12 +13,16 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from services.cases.domain import Closure, PromiseStatus, Stage
 from shared.contracts import CollateralType, HoldKind, Money, PlanKind, RiskFeatures, TimeZoneName
 from shared.contracts.currencies import CurrencyCode
+from shared.contracts.events import Consent
 
 Actor = Annotated[
     str, Field(min_length=1, max_length=200, examples=["collector:li.wei"], description="Who.")
 ]
 PositiveMoney = Annotated[Money, Field(gt=0)]
 Tag = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_.:-]+$")]
+
+
+Channel = Literal["call", "sms", "email", "letter", "visit"]
 
 
 class Strict(BaseModel):
@@ -86,6 +90,15 @@ class DebtorIn(Strict):
         default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$", examples=["zh", "en-GB"]
     )
     region: str | None = Field(default=None, max_length=64, examples=["CN-31"])
+    opted_out_channels: list[Channel] = Field(
+        default_factory=list, description="Channels the debtor asked not to be contacted on."
+    )
+    consents: list[Consent] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Separate consents: agency:<name> to share with an outside agency, "
+        "third_party:<id> to speak to a named third party.",
+    )
 
 
 CASE_EXAMPLE: dict[str, Any] = {
@@ -172,6 +185,31 @@ class DebtorOut(BaseModel):
     region: str | None = None
     contact_points: list[ContactPoint] = Field(default_factory=list)
     addresses: list[Address] = Field(default_factory=list)
+    opted_out_channels: list[str] = Field(default_factory=list)
+    consents: list[str] = Field(default_factory=list)
+
+
+class PreferencesIn(Strict):
+    """The debtor's whole current set of opt-outs and consents (replaces the previous one)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "opted_out_channels": ["sms"],
+                    "consents": ["agency:Far East Recovery"],
+                    "changed_by": "collector:li.wei",
+                    "reason": "debtor asked on a call on 2026-11-20 to stop text messages",
+                }
+            ]
+        },
+    )
+
+    opted_out_channels: list[Channel] = Field(default_factory=list)
+    consents: list[Consent] = Field(default_factory=list, max_length=50)
+    changed_by: Actor
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 class Assignment(BaseModel):

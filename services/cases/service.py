@@ -55,6 +55,7 @@ from services.cases.schemas import (
     PaymentOut,
     PlanIn,
     PlanOut,
+    PreferencesIn,
     PromiseIn,
     PromiseOut,
     QueueCriteria,
@@ -73,6 +74,7 @@ from shared.contracts import (
     CaseUpdated,
     CollateralType,
     ContactOutcomeRecorded,
+    DebtorPreferencesChanged,
     EventPayload,
     HoldKind,
     HoldPlaced,
@@ -175,6 +177,8 @@ def case_out(
             region=debtor.region,
             contact_points=debtor.contact_points,
             addresses=debtor.addresses,
+            opted_out_channels=list(debtor.opted_out_channels),
+            consents=list(debtor.consents),
         ),
         product=case.product,
         currency=case.currency,
@@ -499,6 +503,9 @@ def debtor_row(command: CaseCreate, *, now: datetime) -> dict[str, Any]:
         "region": d.region,
         "contact_points": [p.model_dump(mode="json") for p in d.contact_points],
         "addresses": [a.model_dump(mode="json") for a in d.addresses],
+        "opted_out_channels": sorted(set(d.opted_out_channels)),
+        "consents": sorted(set(d.consents)),
+        "preferences_changed_at": now if d.opted_out_channels or d.consents else None,
         "created_at": now,
     }
 
@@ -581,6 +588,8 @@ def case_opened_event(case: Case, debtor: Debtor, ctx: Context) -> CaseOpened:
         collateral_type=CollateralType(case.collateral_type),
         small_business=case.small_business,
         risk_features=case.risk_features,
+        opted_out_channels=list(debtor.opted_out_channels),
+        consents=list(debtor.consents),
     )
 
 
@@ -658,6 +667,87 @@ async def _find_or_create_debtor(
     session.add(debtor)
     await session.flush()  # no ORM relationship orders the inserts, so the debtor goes first
     return debtor
+
+
+# --- debtors ----------------------------------------------------------------------------------
+
+
+async def get_debtor(session: AsyncSession, *, debtor_id: uuid.UUID) -> DebtorOut:
+    debtor = await session.get(Debtor, debtor_id)
+    if debtor is None:
+        raise NotFound(f"no debtor {debtor_id}")
+    return _debtor_out(debtor)
+
+
+def _debtor_out(debtor: Debtor) -> DebtorOut:
+    return DebtorOut(
+        id=debtor.id,
+        external_ref=debtor.external_ref,
+        kind=debtor.kind,
+        name=debtor.name,
+        time_zone=debtor.time_zone,
+        language=debtor.language,
+        region=debtor.region,
+        contact_points=debtor.contact_points,
+        addresses=debtor.addresses,
+        opted_out_channels=list(debtor.opted_out_channels),
+        consents=list(debtor.consents),
+    )
+
+
+async def set_preferences(
+    session: AsyncSession, *, debtor_id: uuid.UUID, command: PreferencesIn, ctx: Context
+) -> DebtorOut:
+    """Replace the debtor's channel opt-outs and consents; publishes
+    `debtor.preferences_changed` (contact applies it to every debt of this person) and notes the
+    change on the timeline of each open case."""
+    debtor = await session.get(Debtor, debtor_id, with_for_update=True)
+    if debtor is None:
+        raise NotFound(f"no debtor {debtor_id}")
+    debtor.opted_out_channels = sorted(set(command.opted_out_channels))
+    debtor.consents = sorted(set(command.consents))
+    debtor.preferences_changed_at = ctx.now
+    summary = (
+        f"opted out of {', '.join(debtor.opted_out_channels) or 'nothing'}; "
+        f"consents {', '.join(debtor.consents) or 'none'}: {command.reason}"
+    )
+    cases = (
+        await session.scalars(
+            sa.select(Case).where(Case.debtor_id == debtor_id, Case.status == "open")
+        )
+    ).all()
+    for case in cases:
+        await _record(
+            session,
+            case=case,
+            debtor=debtor,
+            ctx=ctx,
+            kind="preferences",
+            actor=command.changed_by,
+            summary=summary,
+            data={
+                "opted_out_channels": debtor.opted_out_channels,
+                "consents": debtor.consents,
+            },
+        )
+    await enqueue_event(
+        session,
+        topic=CASES_EVENTS,
+        envelope=build_envelope(
+            DebtorPreferencesChanged(
+                debtor_id=debtor.id,
+                opted_out_channels=debtor.opted_out_channels,
+                consents=debtor.consents,
+                changed_by=command.changed_by,
+                reason=command.reason,
+                changed_at=ctx.now,
+            ),
+            key=str(debtor.id),
+            producer=PRODUCER,
+            correlation_id=ctx.correlation_id,
+        ),
+    )
+    return _debtor_out(debtor)
 
 
 # --- stage, closure, notes --------------------------------------------------------------------

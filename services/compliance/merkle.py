@@ -8,7 +8,7 @@ that a later head extends an earlier one, with a handful of hashes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -135,3 +135,88 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     return sn == 0 and fr == first_root and sr == second_root
+
+
+# --- the same tree from stored nodes: O(log n) hashes read per head or proof -------------------
+#
+# A node (level, index) is the root of the perfect subtree over leaves
+# [index * 2**level, (index + 1) * 2**level); level 0 holds the leaf hashes. Every subtree the
+# RFC 6962 recursion visits starts at a multiple of the next power of two above its size, so
+# its root folds from at most log2(n) perfect nodes, and a head or proof never reads the log.
+
+NodeReader = Callable[[int, int], bytes]
+
+
+def range_root(node: NodeReader, start: int, size: int) -> bytes:
+    """MTH(D[start:start + size]) from perfect-subtree nodes (`start` aligned as above)."""
+    if size == 0:
+        return hashlib.sha256(b"").digest()
+    if size & (size - 1) == 0:
+        level = size.bit_length() - 1
+        return node(level, start >> level)
+    k = _split(size)
+    return node_hash(range_root(node, start, k), range_root(node, start + k, size - k))
+
+
+def inclusion_path(node: NodeReader, index: int, size: int, start: int = 0) -> list[bytes]:
+    """PATH(index, D[size]) from stored nodes; equal to `inclusion_proof`."""
+    if not 0 <= index < size:
+        raise ValueError(f"leaf {index} is not in a tree of size {size}")
+    if size == 1:
+        return []
+    k = _split(size)
+    if index < k:
+        return [*inclusion_path(node, index, k, start), range_root(node, start + k, size - k)]
+    return [*inclusion_path(node, index - k, size - k, start + k), range_root(node, start, k)]
+
+
+def consistency_path(node: NodeReader, first_size: int, size: int) -> list[bytes]:
+    """PROOF(first_size, D[size]) from stored nodes; equal to `consistency_proof`."""
+    if not 0 < first_size <= size:
+        raise ValueError(f"no consistency proof from size {first_size} to {size}")
+    return _node_subproof(node, first_size, size, 0, True)
+
+
+def _node_subproof(node: NodeReader, m: int, n: int, start: int, complete: bool) -> list[bytes]:
+    if m == n:
+        return [] if complete else [range_root(node, start, n)]
+    k = _split(n)
+    if m <= k:
+        return [*_node_subproof(node, m, k, start, complete), range_root(node, start + k, n - k)]
+    return [*_node_subproof(node, m - k, n - k, start + k, False), range_root(node, start, k)]
+
+
+def siblings_needed(index: int) -> list[tuple[int, int]]:
+    """The stored nodes appending leaf `index` combines with: one per perfect subtree it
+    completes."""
+    needed = []
+    level = 0
+    while index & 1:
+        needed.append((level, index - 1))
+        index >>= 1
+        level += 1
+    return needed
+
+
+def nodes_completed(index: int, leaf: bytes, node: NodeReader) -> list[tuple[int, int, bytes]]:
+    """(level, index, hash) of the leaf and of every perfect subtree appending it completes."""
+    out = [(0, index, leaf)]
+    level, at, current = 0, index, leaf
+    while at & 1:
+        current = node_hash(node(level, at - 1), current)
+        at >>= 1
+        level += 1
+        out.append((level, at, current))
+    return out
+
+
+def nodes_read(compute: Callable[[NodeReader], object]) -> set[tuple[int, int]]:
+    """Which nodes `compute` reads (its path never depends on the hash values)."""
+    wanted: set[tuple[int, int]] = set()
+
+    def record(level: int, index: int) -> bytes:
+        wanted.add((level, index))
+        return bytes(32)
+
+    compute(record)
+    return wanted

@@ -53,3 +53,14 @@ class Checkpoint(Base):
     key_id: Mapped[str] = mapped_column(sa.String(32))
     public_key: Mapped[str] = mapped_column(sa.String(64))
     signature: Mapped[str] = mapped_column(sa.String(128))
+
+
+class MerkleNode(Base):
+    """The root of a perfect subtree of the log (level 0: leaf hashes), written once when its
+    last leaf is appended; heads and proofs read O(log n) of them instead of the whole log."""
+
+    __tablename__ = "merkle_nodes"
+
+    level: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))

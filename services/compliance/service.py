@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.compliance import domain, merkle, signing
-from services.compliance.models import AuditEntry, ChainHead, Checkpoint
+from services.compliance.models import AuditEntry, ChainHead, Checkpoint, MerkleNode
 from services.compliance.schemas import (
     AuditEntries,
     AuditEntryOut,
@@ -69,7 +71,52 @@ async def append_event(
     head.seq = seq
     head.entry_hash = entry.entry_hash
     await session.flush()
+    await _store_nodes(session, index=seq - 1, leaf=merkle.leaf_hash(body))
     return entry
+
+
+async def _store_nodes(session: AsyncSession, *, index: int, leaf: bytes) -> None:
+    """The leaf's node and those of the perfect subtrees it completes (one each on average)."""
+    wanted = merkle.siblings_needed(index)
+    known = await _read_nodes(session, set(wanted)) if wanted else {}
+    completed = merkle.nodes_completed(index, leaf, lambda level, i: known[(level, i)])
+    await session.execute(
+        sa.insert(MerkleNode),
+        [{"level": level, "idx": i, "hash": value} for level, i, value in completed],
+    )
+
+
+async def _read_nodes(
+    session: AsyncSession, wanted: set[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    rows = await session.execute(
+        sa.select(MerkleNode.level, MerkleNode.idx, MerkleNode.hash).where(
+            sa.tuple_(MerkleNode.level, MerkleNode.idx).in_(sorted(wanted))
+        )
+    )
+    found = {(level, idx): bytes(value) for level, idx, value in rows.all()}
+    missing = wanted - set(found)
+    if missing:
+        raise MerkleNodesMissing(
+            f"{len(missing)} stored Merkle nodes are missing (e.g. {sorted(missing)[:3]}); "
+            "the node table does not match the log"
+        )
+    return found
+
+
+T = TypeVar("T")
+
+
+async def _from_nodes(session: AsyncSession, compute: Callable[[merkle.NodeReader], T]) -> T:
+    """Run a head or proof computation on exactly the stored nodes it reads (one query)."""
+    wanted = merkle.nodes_read(compute)
+    known = await _read_nodes(session, wanted) if wanted else {}
+    return compute(lambda level, i: known[(level, i)])
+
+
+class MerkleNodesMissing(DomainError):
+    status = 500
+    problem_type = "https://qingshou.dev/problems/merkle-nodes-missing"
 
 
 def _entry_out(entry: AuditEntry) -> AuditEntryOut:
@@ -153,49 +200,66 @@ class InvalidTreeSize(DomainError):
     problem_type = "https://qingshou.dev/problems/invalid-tree-size"
 
 
-async def _leaves(session: AsyncSession, *, size: int | None) -> list[bytes]:
-    """Leaf hashes of the first `size` entries (all when None), in sequence order."""
-    query = sa.select(AuditEntry.body).order_by(AuditEntry.seq)
-    if size is not None:
-        query = query.limit(size)
-    return [merkle.leaf_hash(bytes(body)) for body in (await session.scalars(query)).all()]
+async def _size(session: AsyncSession) -> int:
+    head = await session.get(ChainHead, HEAD_ID)
+    return head.seq if head is not None else 0
 
 
 async def tree_head(session: AsyncSession) -> TreeHead:
-    leaves = await _leaves(session, size=None)
-    return TreeHead(tree_size=len(leaves), root_hash=merkle.root(leaves).hex())
+    size = await _size(session)
+    root = await _from_nodes(session, lambda node: merkle.range_root(node, 0, size))
+    return TreeHead(tree_size=size, root_hash=root.hex())
 
 
 async def inclusion(session: AsyncSession, *, seq: int, tree_size: int | None) -> InclusionProof:
     """Audit path of entry `seq` in the tree of the first `tree_size` entries (all if None)."""
-    leaves = await _leaves(session, size=tree_size)
-    if tree_size is not None and tree_size != len(leaves):
-        raise InvalidTreeSize(f"the log holds {len(leaves)} entries, not {tree_size}")
-    if not 1 <= seq <= len(leaves):
-        raise NotFound(f"no entry {seq} in a tree of size {len(leaves)}")
+    size = await _size(session)
+    if tree_size is not None and not 0 < tree_size <= size:
+        raise InvalidTreeSize(f"the log holds {size} entries; tree_size must be 1..{size}")
+    size = tree_size or size
+    if not 1 <= seq <= size:
+        raise NotFound(f"no entry {seq} in a tree of size {size}")
+
+    def compute(node: merkle.NodeReader) -> tuple[bytes, list[bytes], bytes]:
+        return (
+            node(0, seq - 1),
+            merkle.inclusion_path(node, seq - 1, size),
+            merkle.range_root(node, 0, size),
+        )
+
+    leaf, path, root = await _from_nodes(session, compute)
     return InclusionProof(
         seq=seq,
         leaf_index=seq - 1,
-        tree_size=len(leaves),
-        leaf_hash=leaves[seq - 1].hex(),
-        audit_path=[h.hex() for h in merkle.inclusion_proof(seq - 1, leaves)],
-        root_hash=merkle.root(leaves).hex(),
+        tree_size=size,
+        leaf_hash=leaf.hex(),
+        audit_path=[h.hex() for h in path],
+        root_hash=root.hex(),
     )
 
 
 async def consistency(session: AsyncSession, *, first: int, second: int) -> ConsistencyProof:
     """Proof that the tree of size `first` is a prefix of the tree of size `second`."""
-    leaves = await _leaves(session, size=second)
-    if second != len(leaves) or not 0 < first <= second:
+    size = await _size(session)
+    if not 0 < first <= second <= size:
         raise InvalidTreeSize(
-            f"sizes must satisfy 0 < first <= second <= {len(leaves)} (got {first}, {second})"
+            f"sizes must satisfy 0 < first <= second <= {size} (got {first}, {second})"
         )
+
+    def compute(node: merkle.NodeReader) -> tuple[bytes, bytes, list[bytes]]:
+        return (
+            merkle.range_root(node, 0, first),
+            merkle.range_root(node, 0, second),
+            merkle.consistency_path(node, first, second),
+        )
+
+    first_root, second_root, proof = await _from_nodes(session, compute)
     return ConsistencyProof(
         first_size=first,
         second_size=second,
-        first_root=merkle.root(leaves[:first]).hex(),
-        second_root=merkle.root(leaves).hex(),
-        proof=[h.hex() for h in merkle.consistency_proof(first, leaves)],
+        first_root=first_root.hex(),
+        second_root=second_root.hex(),
+        proof=[h.hex() for h in proof],
     )
 
 

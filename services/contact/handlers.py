@@ -11,6 +11,7 @@ from shared.contracts import (
     CaseOpened,
     CaseScored,
     ContactOutcome,
+    DebtorPreferencesChanged,
     HoldPlaced,
     HoldReleased,
     utc_now,
@@ -61,6 +62,16 @@ def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
             session, event=message.payload, envelope=message.envelope, now=utc_now(), packs=packs
         )
 
+    async def on_preferences(session: AsyncSession, message: Received) -> None:
+        assert isinstance(message.payload, DebtorPreferencesChanged)
+        await service.record_preferences(
+            session,
+            event=message.payload,
+            correlation_id=message.envelope.correlation_id,
+            now=utc_now(),
+            packs=packs,
+        )
+
     async def on_case_closed(session: AsyncSession, message: Received) -> None:
         assert isinstance(message.payload, CaseClosed)
         await service.record_case_closed(
@@ -72,6 +83,7 @@ def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
 
     return {
         CaseClosed.event_type: on_case_closed,
+        DebtorPreferencesChanged.event_type: on_preferences,
         HoldPlaced.event_type: on_hold_placed,
         HoldReleased.event_type: on_hold_released,
         CaseOpened.event_type: on_case_opened,

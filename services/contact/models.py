@@ -93,6 +93,17 @@ class ContactHold(Base):
     released_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
+class ContactPreferences(Base):
+    """A debtor's channel opt-outs and separate consents, from cases (the latest wins)."""
+
+    __tablename__ = "contact_preferences"
+
+    debtor_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    opted_out_channels: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    consents: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class ContactPolicy(Base):
     """Every version of the tenant's contact policy; the highest version is in force."""
 

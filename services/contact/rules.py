@@ -506,6 +506,16 @@ def hold_rule_ids(hold: Hold, packs: Iterable[str]) -> list[str]:
     return found
 
 
+def opt_out_rule_ids(packs: Iterable[str]) -> list[str]:
+    """The rule ids under which the packs honour a channel opt-out."""
+    found: list[str] = []
+    for name in packs:
+        for rule in PACKS[name].rules:
+            if isinstance(rule, OptOutRule) and rule.rule_id not in found:
+                found.append(rule.rule_id)
+    return found
+
+
 def pack_limits(packs: Iterable[str]) -> tuple[time, time, dict[str, int]]:
     """The strictest window the packs allow and their caps by rule id: what a local policy
     may narrow but never widen."""

@@ -17,6 +17,7 @@ from services.contact.models import (
     ContactHold,
     ContactOutcomeRecord,
     ContactPolicy,
+    ContactPreferences,
 )
 from services.contact.schemas import (
     AttemptOut,
@@ -40,6 +41,7 @@ from shared.contracts import (
     ContactOutcomeRecorded,
     ContactPlanned,
     ContactPolicyChanged,
+    DebtorPreferencesChanged,
     Envelope,
     EventPayload,
     HoldPlaced,
@@ -94,6 +96,14 @@ async def record_case_opened(
     packs: tuple[str, ...] = ("cn",),
 ) -> ContactAttempt | None:
     """Remember the debtor's zone and DPD; plan the first attempt if the score is already in."""
+    if event.opted_out_channels or event.consents:
+        await _store_preferences(
+            session,
+            debtor_id=event.debtor_id,
+            opted_out=event.opted_out_channels,
+            consents=event.consents,
+            changed_at=event.opened_at,
+        )
     case = await _contact_case(session, case_id=event.case_id, now=now)
     case.debtor_id = event.debtor_id
     case.time_zone = event.debtor_time_zone
@@ -211,7 +221,15 @@ async def debtor_state(
         if at is not None
         else frozenset()
     )
-    return rules.DebtorState(history=history, holds=holds)
+    preferences = await session.get(ContactPreferences, debtor_id)
+    if preferences is None:
+        return rules.DebtorState(history=history, holds=holds)
+    return rules.DebtorState(
+        history=history,
+        holds=holds,
+        opted_out=frozenset(domain.Channel(c) for c in preferences.opted_out_channels),
+        consents=frozenset(preferences.consents),
+    )
 
 
 async def record_outcome(
@@ -727,6 +745,82 @@ async def record_hold_placed(
                 case_id=attempt.case_id,
                 rule_ids=rule_ids,
                 reason=f"{event.kind.value.replace('_', ' ')} hold: {event.reason}",
+                cancelled_at=now,
+            ),
+            key=str(attempt.case_id),
+            correlation_id=correlation_id,
+        )
+    await session.flush()
+    return len(live)
+
+
+async def _store_preferences(
+    session: AsyncSession,
+    *,
+    debtor_id: uuid.UUID,
+    opted_out: list[str],
+    consents: list[str],
+    changed_at: datetime,
+) -> bool:
+    """Keep the newest preferences (events keyed by case and by debtor may arrive in either
+    order); False if what is stored is newer."""
+    stored = await session.get(ContactPreferences, debtor_id, with_for_update=True)
+    if stored is None:
+        session.add(
+            ContactPreferences(
+                debtor_id=debtor_id,
+                opted_out_channels=sorted(opted_out),
+                consents=sorted(consents),
+                changed_at=changed_at,
+            )
+        )
+        await session.flush()
+        return True
+    if stored.changed_at > changed_at:
+        return False
+    stored.opted_out_channels = sorted(opted_out)
+    stored.consents = sorted(consents)
+    stored.changed_at = changed_at
+    return True
+
+
+async def record_preferences(
+    session: AsyncSession,
+    *,
+    event: DebtorPreferencesChanged,
+    correlation_id: str,
+    now: datetime,
+    packs: tuple[str, ...] = ("cn",),
+) -> int:
+    """Apply a debtor's new opt-outs and consents; withdraw live attempts on a channel now opted
+    out of (every debt of this person). Returns how many were withdrawn."""
+    applied = await _store_preferences(
+        session,
+        debtor_id=event.debtor_id,
+        opted_out=event.opted_out_channels,
+        consents=event.consents,
+        changed_at=event.changed_at,
+    )
+    if not applied or not event.opted_out_channels:
+        return 0
+    live = (
+        await session.scalars(
+            sa.select(ContactAttempt).where(
+                ContactAttempt.debtor_id == event.debtor_id,
+                ContactAttempt.status.in_(("planned", "leased")),
+                ContactAttempt.channel.in_(event.opted_out_channels),
+            )
+        )
+    ).all()
+    for attempt in live:
+        attempt.status = "cancelled"
+        await _publish(
+            session,
+            ContactCancelled(
+                attempt_id=attempt.id,
+                case_id=attempt.case_id,
+                rule_ids=rules.opt_out_rule_ids(packs),
+                reason=f"the debtor opted out of {attempt.channel}: {event.reason}",
                 cancelled_at=now,
             ),
             key=str(attempt.case_id),

@@ -66,6 +66,16 @@ class CollateralType(StrEnum):
     OTHER = "other"
 
 
+ContactChannel = Annotated[str, Field(pattern=r"^(call|sms|email|letter|visit)$")]
+Consent = Annotated[
+    str,
+    Field(
+        pattern=r"^(agency|third_party):\S.{0,99}$",
+        examples=["agency:Far East Recovery", "third_party:6f1c2e4a-1d3b-4c55-9a7e-2b8f0c1d2e3f"],
+    ),
+]
+
+
 class CaseOpened(EventPayload):
     """A delinquent account became a collection case (one open case per account)."""
 
@@ -89,6 +99,26 @@ class CaseOpened(EventPayload):
     collateral_type: CollateralType = CollateralType.NONE
     small_business: bool = False
     risk_features: RiskFeatures = Field(default_factory=dict)
+    opted_out_channels: list[ContactChannel] = Field(
+        default_factory=list, description="Channels the debtor opted out of (at opening)."
+    )
+    consents: list[Consent] = Field(default_factory=list)
+
+
+class DebtorPreferencesChanged(EventPayload):
+    """The debtor's channel opt-outs and separate consents (PIPL art. 23/44), replacing the
+    previous ones. Contact applies them to every later decision and withdraws live attempts on
+    a channel now opted out of."""
+
+    event_type: ClassVar[str] = "debtor.preferences_changed"
+    event_version: ClassVar[int] = 1
+
+    debtor_id: uuid.UUID
+    opted_out_channels: list[ContactChannel] = Field(default_factory=list)
+    consents: list[Consent] = Field(default_factory=list)
+    changed_by: str = Field(min_length=1, max_length=200)
+    reason: str = Field(max_length=2000)
+    changed_at: AwareDatetime
 
 
 class CaseUpdated(EventPayload):
@@ -474,6 +504,7 @@ PAYLOADS: tuple[type[EventPayload], ...] = (
     PlanCreated,
     CaseAssigned,
     CaseClosed,
+    DebtorPreferencesChanged,
     HoldPlaced,
     HoldReleased,
     CaseScored,

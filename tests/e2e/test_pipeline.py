@@ -358,3 +358,37 @@ async def test_scores_reach_the_case_and_closing_it_withdraws_contact(stack: Loc
             f"{stack.url('compliance')}/v1/audit/entries?case_id={cid}",
             ok=lambda b: "case.closed" in {e["event_type"] for e in b["entries"]},
         )
+
+
+async def test_an_opt_out_in_cases_withdraws_the_planned_attempt_in_contact(
+    stack: LocalStack,
+) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        created = (
+            await client.post(f"{stack.url('cases')}/v1/cases", json=new_case(12, "Europe/London"))
+        ).json()
+        attempts = await wait_for(
+            client,
+            f"{stack.url('contact')}/v1/cases/{created['id']}/attempts",
+            ok=lambda b: [a["status"] for a in b["attempts"]] == ["planned"],
+        )
+        channel = attempts["attempts"][0]["channel"]
+        changed = await client.put(
+            f"{stack.url('cases')}/v1/debtors/{created['debtor']['id']}/preferences",
+            json={"opted_out_channels": [channel], "changed_by": "crm", "reason": "asked"},
+        )
+        assert changed.status_code == 200, changed.text
+        await wait_for(
+            client,
+            f"{stack.url('contact')}/v1/cases/{created['id']}/attempts",
+            ok=lambda b: [a["status"] for a in b["attempts"]] == ["cancelled"],
+        )
+        decision = await client.post(
+            f"{stack.url('contact')}/v1/contact/decisions",
+            json={
+                "debtor_id": created["debtor"]["id"],
+                "case_id": created["id"],
+                "channel": channel,
+            },
+        )
+        assert any(o["rule_id"] == "OPT-OUT" for o in decision.json()["objections"])

@@ -473,3 +473,64 @@ async def test_timeline_in_order_and_case_as_of_a_past_date(
     ).json()["entries"]
     assert [e["kind"] for e in partial] == ["opened", "note"]
     problem(await http.get(f"/v1/cases/{case['id']}", params={"as_of": "yesterday"}), 422)
+
+
+async def test_debtor_preferences_reach_contact_through_events(
+    http: httpx.AsyncClient, cases_app: FastAPI, clock: Clock
+) -> None:
+    case = await open_case(
+        http,
+        clock,
+        debtor={
+            "name": "李四",
+            "time_zone": "Asia/Shanghai",
+            "external_ref": "CUST-77",
+            "opted_out_channels": ["email"],
+        },
+    )
+    second = await open_case(
+        http,
+        clock,
+        debtor={"name": "李四", "time_zone": "Asia/Shanghai", "external_ref": "CUST-77"},
+    )
+    assert second["debtor"]["id"] == case["debtor"]["id"]
+    [opened, _] = await events(cases_app, "case.opened")
+    assert opened["payload"]["opted_out_channels"] == ["email"]
+
+    debtor_url = f"/v1/debtors/{case['debtor']['id']}"
+    before = await snapshot(cases_app)
+    for bad in (
+        {"opted_out_channels": ["pigeon"], "changed_by": "a", "reason": "x"},
+        {"consents": ["everyone"], "changed_by": "a", "reason": "x"},
+        {"opted_out_channels": ["sms"], "changed_by": "a"},
+    ):
+        problem(await http.put(f"{debtor_url}/preferences", json=bad), 422)
+    problem(
+        await http.put(
+            f"/v1/debtors/{uuid.uuid4()}/preferences",
+            json={"opted_out_channels": [], "changed_by": "a", "reason": "x"},
+        ),
+        404,
+    )
+    assert await snapshot(cases_app) == before
+
+    changed = await http.put(
+        f"{debtor_url}/preferences",
+        json={
+            "opted_out_channels": ["sms", "call", "sms"],
+            "consents": ["agency:Far East Recovery"],
+            "changed_by": "collector:li",
+            "reason": "asked to stop texts and calls",
+        },
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["opted_out_channels"] == ["call", "sms"]
+    [event] = await events(cases_app, "debtor.preferences_changed")
+    assert event["key"] == case["debtor"]["id"]
+    assert event["payload"]["consents"] == ["agency:Far East Recovery"]
+    for c in (case, second):
+        kinds = [
+            e["kind"] for e in (await http.get(f"/v1/cases/{c['id']}/timeline")).json()["entries"]
+        ]
+        assert kinds[-1] == "preferences"
+    assert (await http.get(debtor_url)).json()["opted_out_channels"] == ["call", "sms"]

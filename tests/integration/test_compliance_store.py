@@ -225,3 +225,31 @@ async def test_signed_checkpoints_export_and_standalone_verification(
     checkpoints[0]["root_hash"] = "00" * 32
     (out / "checkpoints.json").write_text(json.dumps(checkpoints))
     assert any("signature does not verify" in p for p in verify_directory(out))
+
+
+async def test_migration_backfills_the_same_nodes_the_appends_store(
+    app: FastAPI, client: httpx.AsyncClient, url: str
+) -> None:
+    """A log that predates stored nodes gets exactly the nodes appending would have written."""
+    import asyncio
+
+    from alembic import command
+
+    from shared.migrate import alembic_config
+    from tests.helpers import ROOT
+
+    await append(app, [event(i) for i in range(45)])
+    head = (await client.get("/v1/audit/tree-head")).json()
+    engine = app.state.runtime.engine
+    query = sa.text("SELECT level, idx, hash FROM merkle_nodes ORDER BY level, idx")
+    async with engine.connect() as conn:
+        stored = [(r.level, r.idx, bytes(r.hash)) for r in (await conn.execute(query)).all()]
+    assert len(stored) == 45 + 22 + 11 + 5 + 2 + 1  # every perfect subtree, nothing else
+    await engine.dispose()
+    config = alembic_config(migrations_dir=ROOT / "services" / "compliance" / "migrations", url=url)
+    await asyncio.to_thread(command.downgrade, config, "0002")
+    await asyncio.to_thread(command.upgrade, config, "head")
+    async with engine.connect() as conn:
+        backfilled = [(r.level, r.idx, bytes(r.hash)) for r in (await conn.execute(query)).all()]
+    assert backfilled == stored
+    assert (await client.get("/v1/audit/tree-head")).json() == head

@@ -590,3 +590,83 @@ async def test_no_answer_plans_the_next_lawful_try_and_a_promise_does_not(app: F
         )
         after = (await c.get(f"/v1/cases/{cid}/attempts")).json()["attempts"]
         assert [a["status"] for a in after] == ["completed", "completed"]  # waits for the promise
+
+
+async def test_opt_outs_and_consents_from_cases_govern_contact(app: FastAPI) -> None:
+    from services.contact.handlers import make_handlers
+    from shared.bus import MessageProcessor
+    from shared.contracts import DebtorPreferencesChanged
+    from tests.integration.test_message_processor import record
+
+    proc = MessageProcessor(
+        consumer_name="contact", handlers=make_handlers(("cn",)), max_retries=0, retry_backoff_ms=0
+    )
+    opened, scored = events(dpd=10)
+
+    def env(payload: Any, key: uuid.UUID) -> bytes:
+        return build_envelope(
+            payload, key=str(key), producer="cases", correlation_id="c"
+        ).to_bytes()
+
+    def preferences(channels: list[str], consents: list[str], at: datetime) -> bytes:
+        return env(
+            DebtorPreferencesChanged(
+                debtor_id=opened.debtor_id,
+                opted_out_channels=channels,
+                consents=consents,
+                changed_by="collector:li",
+                reason="asked on a call",
+                changed_at=at,
+            ),
+            opened.debtor_id,
+        )
+
+    async with app.state.runtime.sessions() as s, s.begin():
+        for i, value in enumerate([env(opened, opened.case_id), env(scored, opened.case_id)]):
+            assert (await proc.process(s, record(value, i))).outcome == "processed"
+    async with app.state.runtime.sessions() as s:
+        [(channel, status)] = (
+            await s.execute(sa.text("SELECT channel, status FROM contact_attempts"))
+        ).all()
+    assert status == "planned"
+
+    async def decide(c: httpx.AsyncClient, channel: str, agency: str | None = None) -> list[str]:
+        body: dict[str, Any] = {
+            "debtor_id": str(opened.debtor_id),
+            "case_id": str(opened.case_id),
+            "channel": channel,
+            "at": "2026-03-05T02:00:00Z",  # 10:00 in Shanghai
+        }
+        if agency:
+            body["agency"] = agency
+        response = await c.post("/v1/contact/decisions", json=body)
+        assert response.status_code == 200, response.text
+        return [o["rule_id"] for o in response.json()["objections"]]
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        assert await decide(c, channel) == []
+        assert await decide(c, channel, agency="Far East Recovery") == ["CN-CONSENT-23"]
+        later = datetime(2026, 3, 4, 16, 0, tzinfo=UTC)
+        async with app.state.runtime.sessions() as s, s.begin():
+            opt_out = preferences([channel], ["agency:Far East Recovery"], later)
+            assert (await proc.process(s, record(opt_out, 5))).outcome == "processed"
+            # An older change delivered late does not undo the newer one.
+            stale = preferences([], [], LATE_EVENING)
+            assert (await proc.process(s, record(stale, 6))).outcome == "processed"
+        assert await decide(c, channel) == ["OPT-OUT"]
+        other = "sms" if channel != "sms" else "call"
+        assert "OPT-OUT" not in await decide(c, other)
+        assert await decide(c, other, agency="Far East Recovery") == []
+    async with app.state.runtime.sessions() as s:
+        [(status,)] = (await s.execute(sa.text("SELECT status FROM contact_attempts"))).all()
+        cancelled = (
+            (
+                await s.execute(
+                    sa.select(outbox.c.value).where(outbox.c.event_type == "contact.cancelled")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert status == "cancelled"
+    assert [json.loads(v)["payload"]["rule_ids"] for v in cancelled] == [["OPT-OUT"]]

@@ -111,6 +111,7 @@ def test_published_schemas_are_up_to_date() -> None:
         "case.updated",
         "case.assigned",
         "case.closed",
+        "debtor.preferences_changed",
         "ptp.created",
         "ptp.kept",
         "plan.created",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.compliance import merkle
 from services.compliance.merkle import (
     consistency_proof,
     inclusion_proof,
@@ -112,3 +113,65 @@ def test_out_of_range_requests_are_refused() -> None:
         inclusion_proof(3, many(3))
     with pytest.raises(ValueError, match="no consistency proof"):
         consistency_proof(0, many(3))
+
+
+def stored_tree(n: int) -> tuple[list[bytes], dict[tuple[int, int], bytes]]:
+    """Leaves 0..n-1 appended one by one, keeping only the nodes each append completes."""
+    leaves = [merkle.leaf_hash(f"entry {i}".encode()) for i in range(n)]
+    nodes: dict[tuple[int, int], bytes] = {}
+    for index, leaf in enumerate(leaves):
+        assert set(merkle.siblings_needed(index)) <= set(nodes)
+        for level, at, value in merkle.nodes_completed(index, leaf, lambda lv, i: nodes[(lv, i)]):
+            nodes[(level, at)] = value
+    return leaves, nodes
+
+
+def test_stored_nodes_give_the_same_heads_and_proofs_as_the_whole_log() -> None:
+    leaves, nodes = stored_tree(70)
+    assert len(nodes) < 2 * len(leaves)  # about 2n nodes, never more
+
+    def read(level: int, index: int) -> bytes:
+        return nodes[(level, index)]
+
+    for size in range(1, 71):
+        assert merkle.range_root(read, 0, size) == merkle.root(leaves[:size])
+        for index in range(size):
+            path = merkle.inclusion_path(read, index, size)
+            assert path == merkle.inclusion_proof(index, leaves[:size])
+        for first in range(1, size + 1):
+            assert merkle.consistency_path(read, first, size) == merkle.consistency_proof(
+                first, leaves[:size]
+            )
+
+
+def test_a_head_or_proof_reads_a_logarithmic_number_of_nodes() -> None:
+    size = 1_000_003
+    head = merkle.nodes_read(lambda read: merkle.range_root(read, 0, size))
+    proof = merkle.nodes_read(lambda read: merkle.inclusion_path(read, 777_777, size))
+    consistency = merkle.nodes_read(lambda read: merkle.consistency_path(read, 999_001, size))
+    assert len(head) <= 20
+    assert len(proof) <= 2 * 20
+    assert len(consistency) <= 2 * 20
+
+
+def test_stored_node_proofs_verify() -> None:
+    leaves, nodes = stored_tree(37)
+
+    def read(level: int, index: int) -> bytes:
+        return nodes[(level, index)]
+
+    head = merkle.range_root(read, 0, 37)
+    assert merkle.verify_inclusion(
+        leaf=leaves[20],
+        index=20,
+        tree_size=37,
+        proof=merkle.inclusion_path(read, 20, 37),
+        expected_root=head,
+    )
+    assert merkle.verify_consistency(
+        first_size=13,
+        second_size=37,
+        first_root=merkle.range_root(read, 0, 13),
+        second_root=head,
+        proof=merkle.consistency_path(read, 13, 37),
+    )
