@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from services.compliance import domain, merkle, signing
 from services.compliance.models import AuditEntry, ChainHead, Checkpoint, MerkleNode
@@ -27,6 +29,21 @@ from shared.http import DomainError, NotFound
 from shared.outbox import enqueue_event
 
 HEAD_ID = 1
+_HEAD_LOCKED = "compliance_chain_head_locked"
+_NODES_WRITTEN = "compliance_merkle_nodes_written"
+_APPENDED = "compliance_event_ids_appended"
+
+
+def _forget_transaction_state(session: Session, *_args: object) -> None:
+    # After a commit or any rollback (a savepoint's too) nothing pending may be trusted: lock
+    # the head again, re-read nodes, and let a retried event be appended (not seen as a copy).
+    session.info.pop(_HEAD_LOCKED, None)
+    session.info.pop(_NODES_WRITTEN, None)
+    session.info.pop(_APPENDED, None)
+
+
+event.listen(Session, "after_commit", _forget_transaction_state)
+event.listen(Session, "after_soft_rollback", _forget_transaction_state)
 
 
 async def append_event(
@@ -37,13 +54,29 @@ async def append_event(
     now: datetime,
     pii_key: bytes = b"",
 ) -> AuditEntry | None:
-    """Append one event to the chain; an event id already recorded is skipped (dedupe)."""
-    duplicate = await session.scalar(
-        sa.select(AuditEntry.seq).where(AuditEntry.event_id == str(envelope.event_id))
-    )
+    """Append one event to the chain; an event id already recorded is skipped (dedupe).
+
+    Nothing is flushed per append: a batch of appends in one transaction is written as one
+    multi-row insert of entries and nodes and one update of the head when it commits."""
+    event_id = str(envelope.event_id)
+    seen: set[str] = session.info.setdefault(_APPENDED, set())
+    if event_id in seen:
+        return None
+    with session.no_autoflush:
+        duplicate = await session.scalar(
+            sa.select(AuditEntry.seq).where(AuditEntry.event_id == event_id)
+        )
     if duplicate is not None:
         return None
-    head = await session.get(ChainHead, HEAD_ID, with_for_update=True)
+    # The head row is locked once per transaction; later appends in the same transaction use
+    # the object already held (a rolled-back savepoint expires it, and it reloads).
+    locked = session.info.get(_HEAD_LOCKED)
+    head = (
+        await session.get(ChainHead, HEAD_ID)
+        if locked
+        else await session.get(ChainHead, HEAD_ID, with_for_update=True)
+    )
+    session.info[_HEAD_LOCKED] = True
     if head is None:
         head = ChainHead(id=HEAD_ID, seq=0, entry_hash=domain.GENESIS_HASH)
         session.add(head)
@@ -70,20 +103,23 @@ async def append_event(
     session.add(entry)
     head.seq = seq
     head.entry_hash = entry.entry_hash
-    await session.flush()
+    seen.add(event_id)
     await _store_nodes(session, index=seq - 1, leaf=merkle.leaf_hash(body))
     return entry
 
 
 async def _store_nodes(session: AsyncSession, *, index: int, leaf: bytes) -> None:
-    """The leaf's node and those of the perfect subtrees it completes (one each on average)."""
-    wanted = merkle.siblings_needed(index)
-    known = await _read_nodes(session, set(wanted)) if wanted else {}
+    """The leaf's node and those of the perfect subtrees it completes (one each on average).
+
+    Nodes written in this transaction are kept in the session (forgotten on any rollback), so
+    a batch of appends reads siblings from the database only at its start."""
+    cache: dict[tuple[int, int], bytes] = session.info.setdefault(_NODES_WRITTEN, {})
+    wanted = {key for key in merkle.siblings_needed(index) if key not in cache}
+    known = {**cache, **(await _read_nodes(session, wanted))} if wanted else cache
     completed = merkle.nodes_completed(index, leaf, lambda level, i: known[(level, i)])
-    await session.execute(
-        sa.insert(MerkleNode),
-        [{"level": level, "idx": i, "hash": value} for level, i, value in completed],
-    )
+    for level, i, value in completed:
+        cache[(level, i)] = value
+        session.add(MerkleNode(level=level, idx=i, hash=value))
 
 
 async def _read_nodes(

@@ -253,3 +253,33 @@ async def test_migration_backfills_the_same_nodes_the_appends_store(
         backfilled = [(r.level, r.idx, bytes(r.hash)) for r in (await conn.execute(query)).all()]
     assert backfilled == stored
     assert (await client.get("/v1/audit/tree-head")).json() == head
+
+
+async def test_an_append_rolled_back_in_a_savepoint_is_appended_again_on_retry(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The bus retries a failed message in a fresh savepoint of the same transaction: the
+    retry must be appended (not taken for a duplicate) and the tree must stay exact."""
+    first, retried, last = event(1), event(2), event(3)
+    async with app.state.runtime.sessions() as session, session.begin():
+        await service.append_event(session, topic="t", envelope=first, now=utc_now())
+        savepoint = await session.begin_nested()
+        await service.append_event(session, topic="t", envelope=retried, now=utc_now())
+        await savepoint.rollback()
+        async with session.begin_nested():
+            assert await service.append_event(session, topic="t", envelope=retried, now=utc_now())
+        await service.append_event(session, topic="t", envelope=last, now=utc_now())
+        assert await service.append_event(session, topic="t", envelope=last, now=utc_now()) is None
+    entries = (await client.get("/v1/audit/entries", params={"limit": 10})).json()["entries"]
+    assert [e["event_id"] for e in entries] == [str(first.event_id), str(retried.event_id),
+                                                str(last.event_id)]  # fmt: skip
+    assert (await client.get("/v1/audit/verify")).json()["ok"] is True
+    head = (await client.get("/v1/audit/tree-head")).json()
+    from services.compliance import merkle
+
+    async with app.state.runtime.engine.connect() as conn:
+        bodies = (await conn.execute(sa.text("SELECT body FROM audit_entries ORDER BY seq"))).all()
+    assert head == {
+        "tree_size": 3,
+        "root_hash": merkle.root([merkle.leaf_hash(bytes(b.body)) for b in bodies]).hex(),
+    }
