@@ -15,7 +15,7 @@ import logging
 import os
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -279,6 +279,12 @@ class MessageProcessor:
         return Delivery(message_id, "dead_lettered")
 
 
+def _consume_outcome(task: asyncio.Future[Any]) -> None:
+    # Retrieve the outcome of a step left behind, so asyncio does not report it as unhandled.
+    if not task.cancelled():
+        task.exception()
+
+
 class EventConsumer:
     """A consumer-group member that feeds a `MessageProcessor`, committing after each batch."""
 
@@ -308,6 +314,8 @@ class EventConsumer:
         self._last_seen: dict[TopicPartition, SeenRecord] = {}
         self.processed_total = 0
         self.rewinds_total = 0
+        self._start_timeout_s = max(10.0, 3 * settings.kafka_request_timeout_ms / 1000)
+        self._blind_checks = 0
 
     @property
     def assigned(self) -> bool:
@@ -340,7 +348,9 @@ class EventConsumer:
         while not self._stopping:
             consumer = self._new_consumer()
             try:
-                await consumer.start()
+                # A start that never returns (seen right after a broker restart, while the
+                # group coordinator and topics come back) must not leave the consumer silent.
+                await self._bounded(consumer.start(), what="starting the client")
                 self._consumer = consumer
                 await self._consume(consumer)
                 backoff = 0.2
@@ -353,9 +363,22 @@ class EventConsumer:
             finally:
                 self._consumer = None
                 try:
-                    await consumer.stop()
+                    # Closing a client whose start failed mid-bootstrap can hang as well.
+                    await self._bounded(consumer.stop(), what="closing the old client")
                 except Exception as exc:
                     log.debug("closing consumer: %s", exc)
+
+    async def _bounded(self, step: Coroutine[Any, Any, None], *, what: str) -> None:
+        """Run a client step for at most the start timeout. Unlike `wait_for`, this returns on
+        time even if the step swallows its cancellation; a step left behind is logged."""
+        task = asyncio.ensure_future(step)
+        done, _pending = await asyncio.wait({task}, timeout=self._start_timeout_s)
+        if task in done:
+            task.result()
+            return
+        task.cancel()
+        task.add_done_callback(_consume_outcome)
+        raise TimeoutError(f"{what} took over {self._start_timeout_s:.0f}s")
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         loop = asyncio.get_running_loop()
@@ -427,13 +450,30 @@ class EventConsumer:
         assignment = consumer.assignment()
         if not assignment:
             raise RuntimeError("no partitions assigned for a while")
+        blind = 0
         for tp in assignment:
             highwater = consumer.highwater(tp)
             if highwater is None:
+                blind += 1  # no fetch answer for it yet (an idle partition still gets answers)
                 continue
-            position = await consumer.position(tp)
+            position = await self._bounded_position(consumer, tp)
             if position < highwater:
                 raise RuntimeError(f"{tp} lags ({position} < {highwater}) but nothing arrives")
+        # After a broker restart a member can hold partitions whose fetches never get an answer:
+        # no high-water mark anywhere for two stall periods means the client is blind.
+        self._blind_checks = self._blind_checks + 1 if blind == len(assignment) else 0
+        if self._blind_checks >= 2:
+            self._blind_checks = 0
+            raise RuntimeError("no fetch answer on any assigned partition for a while")
+
+    async def _bounded_position(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+        task = asyncio.ensure_future(consumer.position(tp))
+        done, _pending = await asyncio.wait({task}, timeout=self._start_timeout_s)
+        if task in done:
+            return int(task.result())
+        task.cancel()
+        task.add_done_callback(_consume_outcome)
+        raise TimeoutError(f"the position of {tp} did not come in {self._start_timeout_s:.0f}s")
 
 
 def describe(deliveries: Sequence[Delivery]) -> dict[str, Any]:

@@ -22,7 +22,8 @@ PositiveMoney = Annotated[Money, Field(gt=0)]
 Tag = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_.:-]+$")]
 
 
-Channel = Literal["call", "sms", "email", "letter", "visit"]
+# `workplace` is a place rather than a channel: no contact at work (Reg F 1006.6(b)(3)).
+Channel = Literal["call", "sms", "email", "letter", "visit", "workplace"]
 
 
 class Strict(BaseModel):
@@ -267,12 +268,40 @@ class CasePage(BaseModel):
 
 
 class StageChange(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "stage": "legal",
+                    "reason": "no payment 90 days after the lawyer's letter",
+                    "changed_by": "manager:zhao",
+                }
+            ]
+        },
+    )
+
     stage: Literal[Stage.LEGAL, Stage.RESTRUCTURING, Stage.LATE, Stage.EARLY, Stage.REMINDER]
     reason: str = Field(min_length=1, max_length=2000)
     changed_by: Actor
 
 
 class CloseCase(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "closure": "written_off",
+                    "reason": "uncollectable after litigation",
+                    "closed_by": "manager:zhao",
+                }
+            ]
+        },
+    )
+
     closure: Closure
     reason: str = Field(min_length=1, max_length=2000)
     closed_by: Actor
@@ -306,6 +335,16 @@ class HoldCreate(Strict):
 
 
 class HoldRelease(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {"released_by": "supervisor:wang", "reason": "dispute answered with the statement"}
+            ]
+        },
+    )
+
     released_by: Actor
     reason: str = Field(default="", max_length=2000)
 
@@ -451,6 +490,19 @@ class PlanOut(BaseModel):
 
 
 class NoteIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "author": "collector:li.wei",
+                    "text": "Debtor travelling until 30 Nov; call back after.",
+                }
+            ]
+        },
+    )
+
     author: Actor
     text: str = Field(min_length=1, max_length=10_000)
 
@@ -473,6 +525,12 @@ class Timeline(BaseModel):
 
 
 class TeamIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"name": "Shanghai early", "region": "CN-31"}]},
+    )
+
     name: str = Field(min_length=1, max_length=100)
     region: str | None = Field(default=None, max_length=64)
 
@@ -520,6 +578,12 @@ class CollectorOut(CollectorIn):
 
 
 class AgencyIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"name": "Far East Recovery", "commission_rate": 0.18}]},
+    )
+
     name: str = Field(min_length=1, max_length=200)
     commission_rate: float = Field(default=0.0, ge=0, le=1)
     active: bool = True
@@ -542,6 +606,24 @@ class QueueCriteria(Strict):
 
 
 class QueueIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "early-high",
+                    "team_id": "6c1f7a54-59a5-4a0e-9a8e-54b1f8a0f0a1",
+                    "criteria": {
+                        "stages": ["early"],
+                        "risk_tiers": ["high"],
+                        "min_balance": "1000.00",
+                    },
+                }
+            ]
+        },
+    )
+
     name: str = Field(min_length=1, max_length=100)
     team_id: uuid.UUID | None = None
     criteria: QueueCriteria = Field(default_factory=QueueCriteria)
@@ -552,30 +634,85 @@ class QueueOut(QueueIn):
 
 
 class NextCaseIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {"collector_id": "0e2b9d7c-3f1a-4c55-8a7e-2b8f0c1d2e3f", "lock_minutes": 30}
+            ]
+        },
+    )
+
     collector_id: uuid.UUID
     lock_minutes: int = Field(default=30, ge=1, le=480)
 
 
 class LockRelease(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"collector_id": "0e2b9d7c-3f1a-4c55-8a7e-2b8f0c1d2e3f"}]},
+    )
+
     collector_id: uuid.UUID
 
 
 class AssignIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "collector_id": "0e2b9d7c-3f1a-4c55-8a7e-2b8f0c1d2e3f",
+                    "assigned_by": "supervisor:wang",
+                }
+            ]
+        },
+    )
+
     collector_id: uuid.UUID
     assigned_by: Actor
 
 
 class PlacementIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {"agency_id": "5b7e2c1d-9a3f-4e0b-8d55-3f6a7c2b1e90", "placed_by": "manager:zhao"}
+            ]
+        },
+    )
+
     agency_id: uuid.UUID
     placed_by: Actor
 
 
 class RecallIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [{"recalled_by": "manager:zhao", "reason": "no contact in 60 days"}]
+        },
+    )
+
     recalled_by: Actor
     reason: str = Field(min_length=1, max_length=500)
 
 
 class AllocationIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [{"team_id": "6c1f7a54-59a5-4a0e-9a8e-54b1f8a0f0a1", "limit": 500}]
+        },
+    )
+
     team_id: uuid.UUID | None = Field(default=None, description="Only this team's collectors.")
     limit: int = Field(default=1000, ge=1, le=100_000)
     assigned_by: Actor = "system:allocation"

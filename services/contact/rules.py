@@ -59,12 +59,14 @@ class DecisionRequest:
     agency: str | None = None
     third_party: bool = False
     consented: bool = False
+    workplace: bool = False  # reaching the debtor at work (a work number, e-mail or address)
 
 
 @dataclass(frozen=True)
 class DebtorState:
     holds: frozenset[Hold] = frozenset()
     opted_out: frozenset[Channel] = frozenset()
+    no_workplace: bool = False  # the debtor (or employer) said: not at work
     consents: frozenset[str] = frozenset()  # "agency:<name>", "third_party:<id>"
     history: Sequence[Attempt] = ()
 
@@ -219,6 +221,19 @@ class OptOutRule(Rule):
     def check(self, ctx: Context, at: datetime) -> Objection | None:
         if ctx.request.channel in ctx.state.opted_out:
             return self.objection(f"the debtor opted out of {ctx.request.channel}", None)
+        return None
+
+
+@dataclass
+class WorkplaceRule(Rule):
+    """No contact at the workplace once the debtor says the employer forbids it or they do."""
+
+    rule_id: str
+    citation: str
+
+    def check(self, ctx: Context, at: datetime) -> Objection | None:
+        if ctx.request.workplace and ctx.state.no_workplace:
+            return self.objection("the debtor may not be contacted at work", None)
         return None
 
 
@@ -406,6 +421,7 @@ US_FEDERAL = Pack(
             ContactWindow(start=time(8), end=time(21), rule_id="US-HOURS"),
         ),
         OptOutRule("US-CHANNEL-OPTOUT", "Reg F 1006.14(h), 1006.6(e)"),
+        WorkplaceRule("US-WORKPLACE", "FDCPA 805(a)(3); Reg F 1006.6(b)(3)"),
         RollingCapRule("US-7IN7", "Reg F 1006.14(b)(2)(i)(A)", frozenset({Channel.CALL}), 7),
         ConversationQuietRule("US-7IN7", "Reg F 1006.14(b)(2)(i)(B)"),
     ),

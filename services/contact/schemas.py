@@ -76,6 +76,9 @@ class DecisionIn(BaseModel):
     agency: str | None = Field(default=None, min_length=1, max_length=100)
     third_party: bool = False
     consented: bool = False
+    workplace: bool = Field(
+        default=False, description="Reaching the debtor at work (work number, e-mail, address)."
+    )
     packs: list[str] | None = Field(default=None, min_length=1, max_length=5)
 
 

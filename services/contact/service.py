@@ -188,6 +188,9 @@ async def active_holds(
     )
 
 
+WORKPLACE = "workplace"  # an opt-out of a place, not a channel (US-WORKPLACE)
+
+
 async def debtor_state(
     session: AsyncSession,
     *,
@@ -227,7 +230,10 @@ async def debtor_state(
     return rules.DebtorState(
         history=history,
         holds=holds,
-        opted_out=frozenset(domain.Channel(c) for c in preferences.opted_out_channels),
+        opted_out=frozenset(
+            domain.Channel(c) for c in preferences.opted_out_channels if c != WORKPLACE
+        ),
+        no_workplace=WORKPLACE in preferences.opted_out_channels,
         consents=frozenset(preferences.consents),
     )
 
@@ -597,6 +603,7 @@ async def decide_contact(
             agency=body.agency,
             third_party=body.third_party,
             consented=body.consented,
+            workplace=body.workplace,
         ),
         await debtor_state(
             session, debtor_id=body.debtor_id, case_id=body.case_id, at=body.at or now

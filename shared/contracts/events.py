@@ -66,7 +66,13 @@ class CollateralType(StrEnum):
     OTHER = "other"
 
 
-ContactChannel = Annotated[str, Field(pattern=r"^(call|sms|email|letter|visit)$")]
+ContactChannel = Annotated[
+    str,
+    Field(
+        pattern=r"^(call|sms|email|letter|visit|workplace)$",
+        description="A channel, or `workplace`: no contact at the place of work (US-WORKPLACE).",
+    ),
+]
 Consent = Annotated[
     str,
     Field(

@@ -648,7 +648,7 @@ async def test_opt_outs_and_consents_from_cases_govern_contact(app: FastAPI) -> 
         assert await decide(c, channel, agency="Far East Recovery") == ["CN-CONSENT-23"]
         later = datetime(2026, 3, 4, 16, 0, tzinfo=UTC)
         async with app.state.runtime.sessions() as s, s.begin():
-            opt_out = preferences([channel], ["agency:Far East Recovery"], later)
+            opt_out = preferences([channel, "workplace"], ["agency:Far East Recovery"], later)
             assert (await proc.process(s, record(opt_out, 5))).outcome == "processed"
             # An older change delivered late does not undo the newer one.
             stale = preferences([], [], LATE_EVENING)
@@ -657,6 +657,19 @@ async def test_opt_outs_and_consents_from_cases_govern_contact(app: FastAPI) -> 
         other = "sms" if channel != "sms" else "call"
         assert "OPT-OUT" not in await decide(c, other)
         assert await decide(c, other, agency="Far East Recovery") == []
+        at_work = await c.post(
+            "/v1/contact/decisions",
+            json={
+                "debtor_id": str(opened.debtor_id),
+                "case_id": str(opened.case_id),
+                "channel": other,
+                "at": "2026-03-05T15:00:00Z",  # 10:00 in New York
+                "zones": ["America/New_York"],
+                "packs": ["us-federal"],
+                "workplace": True,
+            },
+        )
+        assert [o["rule_id"] for o in at_work.json()["objections"]] == ["US-WORKPLACE"]
     async with app.state.runtime.sessions() as s:
         [(status,)] = (await s.execute(sa.text("SELECT status FROM contact_attempts"))).all()
         cancelled = (

@@ -67,3 +67,29 @@ def test_case_intake_is_fully_described(tmp_path: Path) -> None:
     assert "idempotency-key" in [h.lower() for h in headers]
     body_schema = document["components"]["schemas"]["CaseCreate"]
     assert body_schema.get("examples"), "CaseCreate carries an example for CRM integrators"
+
+
+def test_every_request_example_in_the_cases_api_is_valid(tmp_path: Path) -> None:
+    """Examples are documentation a CRM copies: each must pass its own model's validation."""
+    from pydantic import BaseModel
+
+    from services.cases import schemas
+
+    document: dict[str, Any] = apps(tmp_path)["cases"]().openapi()
+    bodies = {
+        op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        for item in document["paths"].values()
+        for op in item.values()
+        if "application/json" in op.get("requestBody", {}).get("content", {})
+    }
+    checked = 0
+    for name in sorted(bodies):
+        model = getattr(schemas, name)
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
+        examples = model.model_json_schema().get("examples", [])
+        assert examples, f"{name} has no example"
+        for example in examples:
+            model.model_validate(example)
+            checked += 1
+    assert checked >= len(bodies)

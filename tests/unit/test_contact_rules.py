@@ -340,3 +340,12 @@ def test_the_next_allowed_moment_is_allowed(
     )
     again = decide(later, state, packs=packs, policy=Policy(min_gap=timedelta(minutes=20)))
     assert again.allowed, (decision, again)
+
+
+def test_no_contact_at_work_once_the_debtor_says_so_us_workplace() -> None:
+    told = DebtorState(no_workplace=True)
+    at_work = decide(request(at(NY, 2026, 5, 4, 10), workplace=True), told, packs=US)
+    assert ids(at_work) == {"US-WORKPLACE"}
+    assert at_work.next_allowed_at is None  # time does not lift it
+    assert decide(request(at(NY, 2026, 5, 4, 10)), told, packs=US).allowed  # at home: fine
+    assert decide(request(at(NY, 2026, 5, 4, 10), workplace=True), DebtorState(), packs=US).allowed
