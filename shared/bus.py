@@ -344,29 +344,62 @@ class EventConsumer:
 
     async def run(self) -> None:
         """Consume until `stop()`; a broken client is replaced, never left silent."""
+        try:
+            await self._run()
+        finally:
+            if not self._stopping:
+                log.error("consumer %s stopped consuming unexpectedly", self.group_id)
+
+    async def _run(self) -> None:
         backoff = 0.2
         while not self._stopping:
-            consumer = self._new_consumer()
             try:
-                # A start that never returns (seen right after a broker restart, while the
-                # group coordinator and topics come back) must not leave the consumer silent.
-                await self._bounded(consumer.start(), what="starting the client")
-                self._consumer = consumer
-                await self._consume(consumer)
+                await self._one_client()
                 backoff = 0.2
+                continue
             except asyncio.CancelledError:
-                raise
+                if self._stopping:
+                    raise
+                # Not our stop: the client cancelled something we were awaiting (seen when a
+                # broker restart breaks a half-started client). Rejoin instead of dying silently.
+                self._uncancel()
+                reason = "the client was cancelled under us"
             except Exception as exc:
-                log.warning("consumer %s: %s; rejoining in %.1fs", self.group_id, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                self._consumer = None
-                try:
-                    # Closing a client whose start failed mid-bootstrap can hang as well.
-                    await self._bounded(consumer.stop(), what="closing the old client")
-                except Exception as exc:
-                    log.debug("closing consumer: %s", exc)
+                reason = str(exc) or type(exc).__name__
+            log.warning("consumer %s: %s; rejoining in %.1fs", self.group_id, reason, backoff)
+            await self._pause(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _one_client(self) -> None:
+        """Start a client, consume until it breaks or we stop, and close it (bounded)."""
+        consumer = self._new_consumer()
+        try:
+            # A start that never returns (seen right after a broker restart, while the group
+            # coordinator and topics come back) must not leave the consumer silent.
+            await self._bounded(consumer.start(), what="starting the client")
+            self._consumer = consumer
+            await self._consume(consumer)
+        finally:
+            self._consumer = None
+            try:
+                # Closing a client whose start failed mid-bootstrap can hang as well.
+                await self._bounded(consumer.stop(), what="closing the old client")
+            except Exception as exc:
+                log.debug("closing consumer: %s", exc)
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            if self._stopping:
+                raise
+            self._uncancel()
+
+    @staticmethod
+    def _uncancel() -> None:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            task.uncancel()
 
     async def _bounded(self, step: Coroutine[Any, Any, None], *, what: str) -> None:
         """Run a client step for at most the start timeout. Unlike `wait_for`, this returns on

@@ -48,6 +48,14 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
 
+def _distinct_free_port(taken: set[int]) -> int:
+    """A free port that is none of `taken` (two quick `free_port` calls can return the same)."""
+    while True:
+        port = free_port()
+        if port not in taken:
+            return port
+
+
 @dataclass
 class LocalStack:
     """Starts and stops the broker and the services; each service gets its own database URL."""
@@ -62,11 +70,13 @@ class LocalStack:
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.broker = EmbeddedBroker(
-            port=self.broker_port or free_port(), log_path=self.workdir / "broker.log"
-        )
+        taken: set[int] = set(self.ports.values())
+        broker_port = self.broker_port or _distinct_free_port(taken)
+        self.broker = EmbeddedBroker(port=broker_port, log_path=self.workdir / "broker.log")
+        taken.add(self.broker.port)
         for name in SERVICES:
-            port = self.ports.get(name) or free_port()
+            port = self.ports.get(name) or _distinct_free_port(taken)
+            taken.add(port)
             self.services[name] = ServiceProcess(name, port, self.workdir / f"{name}.log")
 
     def env_for(self, name: str) -> dict[str, str]:
@@ -116,7 +126,10 @@ class LocalStack:
     def start_service(self, name: str) -> None:
         svc = self.services[name]
         if not port_is_free(svc.port):
-            raise RuntimeError(f"port {svc.port} for {name} is taken")
+            if name in self.ports:
+                raise RuntimeError(f"port {svc.port} for {name} is taken")
+            # A port picked at random earlier may have been taken since: pick another.
+            svc.port = _distinct_free_port({s.port for s in self.services.values()})
         log = open(svc.log_path, "ab")  # noqa: SIM115 - handed to the child process
         svc.process = subprocess.Popen(  # noqa: S603 - our own module
             [sys.executable, "-m", f"services.{name}", "serve"],
