@@ -17,7 +17,7 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -279,6 +279,9 @@ class MessageProcessor:
         return Delivery(message_id, "dead_lettered")
 
 
+T = TypeVar("T")
+
+
 def _consume_outcome(task: asyncio.Future[Any]) -> None:
     # Retrieve the outcome of a step left behind, so asyncio does not report it as unhandled.
     if not task.cancelled():
@@ -401,14 +404,13 @@ class EventConsumer:
         if task is not None and task.cancelling():
             task.uncancel()
 
-    async def _bounded(self, step: Coroutine[Any, Any, None], *, what: str) -> None:
+    async def _bounded(self, step: Coroutine[Any, Any, T], *, what: str) -> T:
         """Run a client step for at most the start timeout. Unlike `wait_for`, this returns on
-        time even if the step swallows its cancellation; a step left behind is logged."""
+        time even if the step swallows its cancellation (the step left behind is cancelled)."""
         task = asyncio.ensure_future(step)
         done, _pending = await asyncio.wait({task}, timeout=self._start_timeout_s)
         if task in done:
-            task.result()
-            return
+            return task.result()
         task.cancel()
         task.add_done_callback(_consume_outcome)
         raise TimeoutError(f"{what} took over {self._start_timeout_s:.0f}s")
@@ -489,7 +491,7 @@ class EventConsumer:
             if highwater is None:
                 blind += 1  # no fetch answer for it yet (an idle partition still gets answers)
                 continue
-            position = await self._bounded_position(consumer, tp)
+            position = await self._bounded(consumer.position(tp), what=f"the position of {tp}")
             if position < highwater:
                 raise RuntimeError(f"{tp} lags ({position} < {highwater}) but nothing arrives")
         # After a broker restart a member can hold partitions whose fetches never get an answer:
@@ -498,15 +500,6 @@ class EventConsumer:
         if self._blind_checks >= 2:
             self._blind_checks = 0
             raise RuntimeError("no fetch answer on any assigned partition for a while")
-
-    async def _bounded_position(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
-        task = asyncio.ensure_future(consumer.position(tp))
-        done, _pending = await asyncio.wait({task}, timeout=self._start_timeout_s)
-        if task in done:
-            return int(task.result())
-        task.cancel()
-        task.add_done_callback(_consume_outcome)
-        raise TimeoutError(f"the position of {tp} did not come in {self._start_timeout_s:.0f}s")
 
 
 def describe(deliveries: Sequence[Delivery]) -> dict[str, Any]:

@@ -118,9 +118,6 @@ class NotApproved(DomainError):
     problem_type = "https://qingshou.dev/problems/approval-limit"
 
 
-DueDateInFuture = Invalid
-
-
 @dataclass(frozen=True)
 class Policy:
     """The tenant's case rules (from settings)."""
@@ -221,6 +218,15 @@ def case_out(
 async def _load(
     session: AsyncSession, case_id: uuid.UUID, *, for_update: bool = True
 ) -> tuple[Case, Debtor]:
+    found = await _find(session, case_id, for_update=for_update)
+    if found is None:
+        raise NotFound(f"no case {case_id}")
+    return found
+
+
+async def _find(
+    session: AsyncSession, case_id: uuid.UUID, *, for_update: bool = True
+) -> tuple[Case, Debtor] | None:
     query = (
         sa.select(Case, Debtor).join(Debtor, Debtor.id == Case.debtor_id).where(Case.id == case_id)
     )
@@ -228,9 +234,7 @@ async def _load(
         # PostgreSQL: writers to one case queue here; SQLite's BEGIN IMMEDIATE already did.
         query = query.with_for_update(of=Case)
     row = (await session.execute(query)).first()
-    if row is None:
-        raise NotFound(f"no case {case_id}")
-    return row[0], row[1]
+    return None if row is None else (row[0], row[1])
 
 
 async def _load_open(session: AsyncSession, case_id: uuid.UUID) -> tuple[Case, Debtor]:
@@ -1609,17 +1613,10 @@ async def _resolve(
 
 async def record_score(session: AsyncSession, *, event: CaseScored, ctx: Context) -> None:
     """Keep the latest tier, priority and treatment (an older score arriving late is ignored)."""
-    row = (
-        await session.execute(
-            sa.select(Case, Debtor)
-            .join(Debtor, Debtor.id == Case.debtor_id)
-            .where(Case.id == event.case_id)
-            .with_for_update(of=Case)
-        )
-    ).first()
-    if row is None:
+    found = await _find(session, event.case_id)
+    if found is None:
         return  # a case from another system of record, or one deleted under retention
-    case, debtor = row
+    case, debtor = found
     if event.challenger or (case.scored_at is not None and case.scored_at > event.scored_at):
         return
     case.risk_tier = event.risk_tier.value
@@ -1641,16 +1638,10 @@ async def record_score(session: AsyncSession, *, event: CaseScored, ctx: Context
 
 async def record_override(session: AsyncSession, *, event: ScoreOverridden, ctx: Context) -> None:
     """A person overrode the tier or priority; the case follows the override."""
-    row = (
-        await session.execute(
-            sa.select(Case, Debtor)
-            .join(Debtor, Debtor.id == Case.debtor_id)
-            .where(Case.id == event.case_id)
-        )
-    ).first()
-    if row is None:
+    found = await _find(session, event.case_id)
+    if found is None:
         return
-    case, debtor = row
+    case, debtor = found
     if event.risk_tier is not None:
         case.risk_tier = event.risk_tier.value
     if event.priority is not None:
@@ -1684,17 +1675,12 @@ async def record_outcome(
 ) -> None:
     """Right-party contact is noted; a promise taken on a call becomes a PTP (once per outcome);
     a dispute raised on a call places a dispute hold."""
-    row = (
-        await session.execute(
-            sa.select(Case, Debtor)
-            .join(Debtor, Debtor.id == Case.debtor_id)
-            .where(Case.id == event.case_id)
-            .with_for_update(of=Case)
-        )
-    ).first()
-    if row is None or row[0].status != "open" or event.result not in RIGHT_PARTY:
+    if event.result not in RIGHT_PARTY:
+        return  # no answer, busy, wrong number, third party: nothing for the record here
+    found = await _find(session, event.case_id)
+    if found is None or found[0].status != "open":
         return
-    case, debtor = row
+    case, debtor = found
     by = f"{event.channel}:{event.agency or 'in-house'}"
     if (
         case.last_right_party_contact_at is None

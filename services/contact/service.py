@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -737,12 +738,33 @@ async def record_hold_placed(
         if event.kind.value in PERSON_HOLDS
         else ContactAttempt.case_id == event.case_id
     )
+    return await _withdraw(
+        session,
+        scope,
+        rule_ids=rules.hold_rule_ids(rules.Hold(event.kind.value), packs),
+        reason=lambda _attempt: f"{event.kind.value.replace('_', ' ')} hold: {event.reason}",
+        now=now,
+        correlation_id=correlation_id,
+    )
+
+
+async def _withdraw(
+    session: AsyncSession,
+    *where: sa.ColumnElement[bool],
+    rule_ids: list[str],
+    reason: Callable[[ContactAttempt], str],
+    now: datetime,
+    correlation_id: str,
+) -> int:
+    """Cancel the live (planned or leased) attempts matching `where`, each with its
+    `contact.cancelled`; returns how many."""
     live = (
         await session.scalars(
-            sa.select(ContactAttempt).where(scope, ContactAttempt.status.in_(("planned", "leased")))
+            sa.select(ContactAttempt).where(
+                *where, ContactAttempt.status.in_(("planned", "leased"))
+            )
         )
     ).all()
-    rule_ids = rules.hold_rule_ids(rules.Hold(event.kind.value), packs)
     for attempt in live:
         attempt.status = "cancelled"
         await _publish(
@@ -751,7 +773,7 @@ async def record_hold_placed(
                 attempt_id=attempt.id,
                 case_id=attempt.case_id,
                 rule_ids=rule_ids,
-                reason=f"{event.kind.value.replace('_', ' ')} hold: {event.reason}",
+                reason=reason(attempt),
                 cancelled_at=now,
             ),
             key=str(attempt.case_id),
@@ -810,31 +832,15 @@ async def record_preferences(
     )
     if not applied or not event.opted_out_channels:
         return 0
-    live = (
-        await session.scalars(
-            sa.select(ContactAttempt).where(
-                ContactAttempt.debtor_id == event.debtor_id,
-                ContactAttempt.status.in_(("planned", "leased")),
-                ContactAttempt.channel.in_(event.opted_out_channels),
-            )
-        )
-    ).all()
-    for attempt in live:
-        attempt.status = "cancelled"
-        await _publish(
-            session,
-            ContactCancelled(
-                attempt_id=attempt.id,
-                case_id=attempt.case_id,
-                rule_ids=rules.opt_out_rule_ids(packs),
-                reason=f"the debtor opted out of {attempt.channel}: {event.reason}",
-                cancelled_at=now,
-            ),
-            key=str(attempt.case_id),
-            correlation_id=correlation_id,
-        )
-    await session.flush()
-    return len(live)
+    return await _withdraw(
+        session,
+        ContactAttempt.debtor_id == event.debtor_id,
+        ContactAttempt.channel.in_(event.opted_out_channels),
+        rule_ids=rules.opt_out_rule_ids(packs),
+        reason=lambda attempt: f"the debtor opted out of {attempt.channel}: {event.reason}",
+        now=now,
+        correlation_id=correlation_id,
+    )
 
 
 async def record_case_closed(
@@ -844,30 +850,14 @@ async def record_case_closed(
     case = await _contact_case(session, case_id=event.case_id, now=now)
     case.closed_at = event.closed_at
     case.updated_at = now
-    live = (
-        await session.scalars(
-            sa.select(ContactAttempt).where(
-                ContactAttempt.case_id == event.case_id,
-                ContactAttempt.status.in_(("planned", "leased")),
-            )
-        )
-    ).all()
-    for attempt in live:
-        attempt.status = "cancelled"
-        await _publish(
-            session,
-            ContactCancelled(
-                attempt_id=attempt.id,
-                case_id=attempt.case_id,
-                rule_ids=["CASE-CLOSED"],
-                reason=f"case closed ({event.closure})",
-                cancelled_at=now,
-            ),
-            key=str(attempt.case_id),
-            correlation_id=correlation_id,
-        )
-    await session.flush()
-    return len(live)
+    return await _withdraw(
+        session,
+        ContactAttempt.case_id == event.case_id,
+        rule_ids=["CASE-CLOSED"],
+        reason=lambda _attempt: f"case closed ({event.closure})",
+        now=now,
+        correlation_id=correlation_id,
+    )
 
 
 async def record_hold_released(

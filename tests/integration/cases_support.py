@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from services.cases.app import create_app
 from services.cases.settings import CasesSettings
 from tests.conftest import DatabaseFactory
-from tests.helpers import migrate_service
+from tests.helpers import count_rows, migrate_service
 
 
 class Clock:
@@ -110,9 +110,7 @@ async def events(app: FastAPI, event_type: str | None = None) -> list[dict[str, 
 
 
 async def count(app: FastAPI, table: str, where: str = "") -> int:
-    query = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")
-    async with app.state.runtime.engine.connect() as conn:
-        return int((await conn.execute(sa.text(query))).scalar_one())
+    return await count_rows(app.state.runtime.engine, table, where)
 
 
 async def snapshot(app: FastAPI) -> dict[str, int]:
