@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 from _http_load import measure  # noqa: E402
 
 from services.contact.domain import Channel  # noqa: E402
-from services.contact.rules import Attempt, DebtorState, DecisionRequest, decide  # noqa: E402
+from shared.rulepacks.engine import Attempt, DebtorState, DecisionRequest, decide  # noqa: E402
 
 ZONES = ["Asia/Shanghai", "America/New_York", "Europe/London", "Asia/Kolkata", "America/Chicago"]
 PACKS: dict[str, tuple[str, ...]] = {

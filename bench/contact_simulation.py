@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from services.contact.domain import Channel  # noqa: E402
-from services.contact.rules import Attempt, DebtorState, DecisionRequest, Policy, decide  # noqa: E402
+from shared.rulepacks.engine import Attempt, DebtorState, DecisionRequest, Policy, decide  # noqa: E402
 
 ZONES = [
     ("Asia/Shanghai", ("cn",)),

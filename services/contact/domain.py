@@ -1,77 +1,30 @@
-"""Pure contact rules: lawful local-time windows and the first contact by DPD stage."""
+"""Pure contact planning: the first contact by DPD stage or treatment, and when people answer.
+
+The lawful windows and rule packs are shared (`shared.rulepacks`) so compliance can re-check
+every contact independently with the same versioned rules."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from enum import StrEnum
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from shared.rulepacks.windows import Channel, ContactWindow, is_allowed_at, next_allowed_slot
 
-@dataclass(frozen=True)
-class ContactWindow:
-    """Contact is allowed when the debtor's local wall time t satisfies start <= t < end."""
-
-    start: time = time(8, 0)
-    end: time = time(22, 0)
-    rule_id: str = "CN-HOURS"
-
-    def __post_init__(self) -> None:
-        if not self.start < self.end:
-            raise ValueError("window start must be before its end")
-
-
-CN_WINDOW = ContactWindow()
-US_WINDOW = ContactWindow(end=time(21, 0), rule_id="US-HOURS")
-
-
-def is_allowed_at(*, instant: datetime, zone: ZoneInfo, window: ContactWindow) -> bool:
-    """True if `instant` falls inside the window in the debtor's zone."""
-    if instant.tzinfo is None:
-        raise ValueError("instant must be timezone-aware")
-    local = instant.astimezone(zone).time()
-    return window.start <= local < window.end
-
-
-def next_allowed_slot(*, earliest: datetime, zone: ZoneInfo, window: ContactWindow) -> datetime:
-    """The first instant >= earliest inside the window, in UTC (DST gaps and folds included)."""
-    if earliest.tzinfo is None:
-        raise ValueError("earliest must be timezone-aware")
-    if is_allowed_at(instant=earliest, zone=zone, window=window):
-        return earliest.astimezone(UTC)
-    local_day = earliest.astimezone(zone).date()
-    for day_offset in range(0, 3):
-        day = local_day + timedelta(days=day_offset)
-        candidates = []
-        for fold in (0, 1):
-            wall = datetime.combine(day, window.start, tzinfo=zone).replace(fold=fold)
-            instant = wall.astimezone(UTC)
-            # A wall time inside a spring-forward gap does not exist: take the first allowed
-            # instant after the jump instead.
-            if instant.astimezone(zone).replace(tzinfo=None) != wall.replace(tzinfo=None):
-                instant = _first_allowed_after(instant - timedelta(hours=3), zone, window)
-            candidates.append(instant)
-        for instant in sorted(candidates):
-            if instant >= earliest and is_allowed_at(instant=instant, zone=zone, window=window):
-                return instant
-    raise ValueError("no allowed slot within three days")  # pragma: no cover - window non-empty
-
-
-def _first_allowed_after(start: datetime, zone: ZoneInfo, window: ContactWindow) -> datetime:
-    instant = start.replace(second=0, microsecond=0)
-    for _ in range(6 * 60):
-        if is_allowed_at(instant=instant, zone=zone, window=window):
-            return instant
-        instant += timedelta(minutes=1)
-    return instant
-
-
-class Channel(StrEnum):
-    CALL = "call"
-    SMS = "sms"
-    EMAIL = "email"
-    LETTER = "letter"
-    VISIT = "visit"
+__all__ = [
+    "AUTOMATED",
+    "RETRY_AFTER",
+    "TREATMENTS",
+    "Channel",
+    "ContactWindow",
+    "FirstContact",
+    "answer_rate",
+    "best_slot",
+    "contact_for",
+    "first_contact_for",
+    "is_allowed_at",
+    "next_allowed_slot",
+]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.contact import domain, rules
+from services.contact import domain
 from services.contact.models import (
     ContactAttempt,
     ContactCase,
@@ -53,6 +53,7 @@ from shared.contracts import (
 from shared.contracts.topics import CONTACT_EVENTS
 from shared.http import DomainError, NotFound
 from shared.outbox import enqueue_event
+from shared.rulepacks import engine as rules
 
 PRODUCER = "contact"
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ class ContactSettings(ServiceSettings):
     @field_validator("rule_packs")
     @classmethod
     def _known_packs(cls, value: list[str]) -> list[str]:
-        from services.contact.rules import PACKS
+        from shared.rulepacks.engine import PACKS
 
         unknown = [name for name in value if name not in PACKS]
         if unknown or not value:

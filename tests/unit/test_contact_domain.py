@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.contact.domain import (
+from services.contact.domain import first_contact_for
+from shared.rulepacks.windows import (
     CN_WINDOW,
     US_WINDOW,
     Channel,
     ContactWindow,
-    first_contact_for,
     is_allowed_at,
     next_allowed_slot,
 )

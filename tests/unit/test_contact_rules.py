@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.contact.domain import ContactWindow
-from services.contact.rules import (
+from shared.rulepacks.engine import (
     Attempt,
     Channel,
     DebtorState,
@@ -20,6 +19,7 @@ from services.contact.rules import (
     Policy,
     decide,
 )
+from shared.rulepacks.windows import ContactWindow
 
 NY = ZoneInfo("America/New_York")
 SH = ZoneInfo("Asia/Shanghai")

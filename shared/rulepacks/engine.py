@@ -8,14 +8,22 @@ objects and, where time alone will lift it, the next moment the contact becomes 
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from services.contact.domain import Channel, ContactWindow, is_allowed_at, next_allowed_slot
 from shared.contracts import HoldKind
+from shared.rulepacks.windows import (
+    Channel,
+    ContactWindow,
+    clock_for,
+    next_allowed_slot,
+    next_window_start,
+    start_of_local_day,
+)
 
 __all__ = [
     "PACKS",
@@ -71,16 +79,16 @@ class DebtorState:
     history: Sequence[Attempt] = ()
 
 
-@dataclass(frozen=True)
-class Objection:
+# Objections and decisions are named tuples, not dataclasses: a frozen dataclass costs about
+# a microsecond to build and a decision budget is ten.
+class Objection(NamedTuple):
     rule_id: str
     citation: str
     reason: str
     until: datetime | None  # None: time alone does not lift it
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     allowed: bool
     objections: tuple[Objection, ...]
     next_allowed_at: datetime | None
@@ -97,18 +105,51 @@ class Policy:
     min_gap: timedelta | None = None
 
 
-@dataclass
 class Context:
-    request: DecisionRequest
-    state: DebtorState
-    policy: Policy
-    zones: tuple[ZoneInfo, ...]
+    """One decision's inputs and what rules derive from them while `decide` re-checks later
+    moments (a plain class with slots: it is built once per decision)."""
 
-    @cached_property
-    def history_days(self) -> tuple[date, ...]:
-        """Local day (first zone) of each past attempt: computed once per decision."""
-        zone = self.zones[0]
-        return tuple(a.at.astimezone(zone).date() for a in self.state.history)
+    __slots__ = (
+        "_history_days",
+        "clocks",
+        "memo",
+        "policy",
+        "request",
+        "state",
+        "windows",
+        "zones",
+    )
+
+    def __init__(
+        self,
+        request: DecisionRequest,
+        state: DebtorState,
+        policy: Policy,
+        zones: tuple[ZoneInfo, ...],
+    ) -> None:
+        self.request = request
+        self.state = state
+        self.policy = policy
+        self.zones = zones
+        self.clocks = tuple(clock_for(zone) for zone in zones)
+        self.windows: dict[str, ContactWindow] = {}
+        self.memo: dict[str, Any] = {}
+        self._history_days: tuple[int, ...] | None = None
+
+    @property
+    def history_days(self) -> tuple[int, ...]:
+        """Local day ordinal (first zone) of each past attempt: computed once per decision."""
+        if self._history_days is None:
+            self._history_days = self.clocks[0].days(a.at.timestamp() for a in self.state.history)
+        return self._history_days
+
+    def day(self, at: datetime) -> int:
+        """The local day ordinal of `at` in the first candidate zone (where days are counted)."""
+        return self.clocks[0].day(at.timestamp())
+
+    def day_start(self, day: int) -> datetime:
+        """The first instant of a local day in the first candidate zone, in UTC."""
+        return self.clocks[0].day_start(day)
 
 
 class Rule:
@@ -124,12 +165,11 @@ class Rule:
         return Objection(self.rule_id, self.citation, reason, until)
 
 
-def _local_day(at: datetime, zone: ZoneInfo) -> date:
-    return at.astimezone(zone).date()
+def _start_of_local_day(day: int, zone: ZoneInfo) -> datetime:
+    return start_of_local_day(day, zone)
 
 
-def _start_of_local_day(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+_EFFECTIVE_WINDOWS: dict[tuple[ContactWindow, ContactWindow], ContactWindow] = {}
 
 
 @dataclass
@@ -146,16 +186,38 @@ class HoursRule(Rule):
     def effective(self, policy: Policy) -> ContactWindow:
         if policy.window is None:
             return self.window
-        start = max(self.window.start, policy.window.start)
-        end = min(self.window.end, policy.window.end)
-        return ContactWindow(start=start, end=end, rule_id=self.rule_id)
+        key = (self.window, policy.window)
+        window = _EFFECTIVE_WINDOWS.get(key)
+        if window is None:
+            start = max(self.window.start, policy.window.start)
+            end = min(self.window.end, policy.window.end)
+            window = ContactWindow(start=start, end=end, rule_id=self.rule_id)
+            if len(_EFFECTIVE_WINDOWS) > 10_000:  # tenants' windows are few; stay bounded
+                _EFFECTIVE_WINDOWS.clear()
+            _EFFECTIVE_WINDOWS[key] = window
+        return window
 
     def check(self, ctx: Context, at: datetime) -> Objection | None:
         if ctx.request.channel not in self.channels:
             return None
-        window = self.effective(ctx.policy)
-        if all(is_allowed_at(instant=at, zone=z, window=window) for z in ctx.zones):
+        window = ctx.windows.get(self.rule_id)
+        if window is None:
+            window = ctx.windows[self.rule_id] = self.effective(ctx.policy)
+        timestamp = at.timestamp()
+        start, end = window.start_second, window.end_second
+        if len(ctx.clocks) == 1:
+            if start <= ctx.clocks[0].second_of_day(timestamp) < end:
+                return None
+        elif all(start <= clock.second_of_day(timestamp) < end for clock in ctx.clocks):
             return None
+        if len(ctx.zones) == 1:
+            zone = ctx.zones[0]
+            candidate = next_window_start(at, zone, window) or next_allowed_slot(
+                earliest=at, zone=zone, window=window
+            )
+            return self.objection(
+                f"outside {window.label} local time ({ctx.zones[0].key})", candidate
+            )
         candidate = at
         for _ in range(20):  # alternate between zones until one instant suits them all
             later = max(
@@ -166,10 +228,8 @@ class HoursRule(Rule):
             candidate = later
         else:
             return self.objection("no common lawful hours in the candidate zones", None)
-        zones = ", ".join(str(z) for z in ctx.zones)
-        return self.objection(
-            f"outside {window.start:%H:%M}-{window.end:%H:%M} local time ({zones})", candidate
-        )
+        zones = ", ".join(z.key for z in ctx.zones)
+        return self.objection(f"outside {window.label} local time ({zones})", candidate)
 
 
 @dataclass
@@ -180,10 +240,12 @@ class QuietRule(Rule):
     citation: str = "local policy"
 
     def check(self, ctx: Context, at: datetime) -> Objection | None:
+        if not ctx.policy.holidays and not ctx.policy.quiet:
+            return None
         for zone in ctx.zones:
             local = at.astimezone(zone)
             if local.date() in ctx.policy.holidays:
-                next_day = _start_of_local_day(local.date() + timedelta(days=1), zone)
+                next_day = _start_of_local_day(local.date().toordinal() + 1, zone)
                 return Objection(
                     "POLICY-HOLIDAY", "local policy", f"{local.date()} is a holiday", next_day
                 )
@@ -206,6 +268,8 @@ class HoldRule(Rule):
         return None  # one objection per hold: see `all_objections`
 
     def all_objections(self, ctx: Context) -> list[Objection]:
+        if not ctx.state.holds:
+            return []
         found = []
         for hold in sorted(ctx.state.holds):
             rule_id, citation = self.ids.get(hold, (f"HOLD-{hold.upper()}", self.citation))
@@ -274,20 +338,18 @@ class DailyCapRule(Rule):
         if ctx.request.channel is not self.channel:
             return None
         cap = min(self.cap, ctx.policy.caps.get(self.rule_id, self.cap))
-        zone = ctx.zones[0]
-        day = _local_day(at, zone)
-        used = sum(
-            1
-            for a, d in zip(ctx.state.history, ctx.history_days, strict=True)
-            if d == day and a.channel is self.channel and (a.connected or not self.connected_only)
-        )
+        day = ctx.day(at)
+        # Compare instants with the day's bounds: no per-attempt time-zone arithmetic.
+        start, end = ctx.day_start(day), ctx.day_start(day + 1)
+        channel, connected_only = self.channel, self.connected_only
+        used = 0
+        for a in ctx.state.history:
+            if a.channel is channel and start <= a.at < end and (a.connected or not connected_only):
+                used += 1
         if used < cap:
             return None
         kind = f"connected {self.channel}" if self.connected_only else str(self.channel)
-        return self.objection(
-            f"{used} {kind}(s) today; cap {cap}",
-            _start_of_local_day(day + timedelta(days=1), zone),
-        )
+        return self.objection(f"{used} {kind}(s) today; cap {cap}", end)
 
 
 @dataclass
@@ -301,25 +363,51 @@ class RollingCapRule(Rule):
     days: int = 7
     exclude_consented: bool = True
 
-    def _counts(self, ctx: Context) -> list[date]:
-        return sorted(
-            d
-            for a, d in zip(ctx.state.history, ctx.history_days, strict=True)
-            if a.debt_id == ctx.request.debt_id
-            and a.channel in self.channels
-            and not (self.exclude_consented and a.consented)
-        )
+    def _counts(self, ctx: Context) -> list[int]:
+        key = f"{self.rule_id}:days"
+        days: list[int] | None = ctx.memo.get(key)
+        if days is None:
+            days = ctx.memo[key] = sorted(
+                d
+                for a, d in zip(ctx.state.history, ctx.history_days, strict=True)
+                if a.debt_id == ctx.request.debt_id
+                and a.channel in self.channels
+                and not (self.exclude_consented and a.consented)
+            )
+        return days
+
+    def _used(self, ctx: Context, today: int) -> int:
+        """Attempts about the debt in the days ending today (bounds compared as instants)."""
+        start, end = ctx.day_start(today - (self.days - 1)), ctx.day_start(today + 1)
+        debt_id, channels = ctx.request.debt_id, self.channels
+        skip_consented = self.exclude_consented
+        used = 0
+        for a in ctx.state.history:
+            if (
+                start <= a.at < end
+                and a.debt_id == debt_id
+                and a.channel in channels
+                and not (skip_consented and a.consented)
+            ):
+                used += 1
+        return used
 
     def check(self, ctx: Context, at: datetime) -> Objection | None:
         if ctx.request.channel not in self.channels or ctx.request.consented:
             return None
         cap = min(self.cap, ctx.policy.caps.get(self.rule_id, self.cap))
         zone = ctx.zones[0]
+        today = ctx.day(at)
+        key = f"{self.rule_id}:{today}"
+        used = ctx.memo.get(key)
+        if used is None:
+            used = ctx.memo[key] = self._used(ctx, today)
+        if used < cap:
+            return None
         days = self._counts(ctx)
-        today = _local_day(at, zone)
         for offset in range(self.days + 1):
-            day = today + timedelta(days=offset)
-            used = sum(1 for d in days if day - timedelta(days=self.days - 1) <= d <= day)
+            day = today + offset
+            used = bisect_right(days, day) - bisect_left(days, day - (self.days - 1))
             if used < cap:
                 if offset == 0:
                     return None
@@ -342,19 +430,20 @@ class ConversationQuietRule(Rule):
         if ctx.request.channel is not Channel.CALL or ctx.request.consented:
             return None
         zone = ctx.zones[0]
-        talks = [
-            d
-            for a, d in zip(ctx.state.history, ctx.history_days, strict=True)
-            if a.conversation and a.debt_id == ctx.request.debt_id
-        ]
-        if not talks:
+        key = f"{self.rule_id}:last-talk"
+        if key not in ctx.memo:
+            debt_id = ctx.request.debt_id
+            talks = [a.at for a in ctx.state.history if a.conversation and a.debt_id == debt_id]
+            ctx.memo[key] = ctx.day(max(talks)) if talks else None
+        last: int | None = ctx.memo[key]
+        if last is None:
             return None
-        last = max(talks)
-        free_from = last + timedelta(days=self.days)
-        if _local_day(at, zone) >= free_from:
+        free_from = last + self.days
+        if ctx.day(at) >= free_from:
             return None
         return self.objection(
-            f"telephone conversation on {last}", _start_of_local_day(free_from, zone)
+            f"telephone conversation on {date.fromordinal(last)}",
+            _start_of_local_day(free_from, zone),
         )
 
 
@@ -454,21 +543,52 @@ UK = Pack(
 )
 PACKS: dict[str, Pack] = {p.name: p for p in (CN, US_FEDERAL, US_MA, UK)}
 ALWAYS: tuple[Rule, ...] = (QuietRule(), MinGapRule())
+_NO_POLICY = Policy()
 
 
-def _objections(ctx: Context, packs: Sequence[Pack], at: datetime) -> list[Objection]:
+def _applies(rule: Rule, channel: Channel) -> bool:
+    """False when the rule can never object to this channel (it is then not run at all)."""
+    if isinstance(rule, HoursRule):
+        return channel in rule.channels
+    if isinstance(rule, DailyCapRule):
+        return channel is rule.channel
+    if isinstance(rule, RollingCapRule):
+        return channel in rule.channels
+    if isinstance(rule, ConversationQuietRule):
+        return channel is Channel.CALL
+    return True
+
+
+_RULES_FOR: dict[tuple[tuple[str, ...], Channel], tuple[Rule, ...]] = {}
+
+
+def _rules_for(packs: tuple[str, ...], channel: Channel) -> tuple[Rule, ...]:
+    """The packs' rules that can object to a channel, in pack order (compiled once)."""
+    key = (packs, channel)
+    rules = _RULES_FOR.get(key)
+    if rules is None:
+        rules = _RULES_FOR[key] = tuple(
+            rule for name in packs for rule in PACKS[name].rules if _applies(rule, channel)
+        )
+    return rules
+
+
+def _hold_objections(ctx: Context, packs: tuple[str, ...]) -> list[Objection]:
     found: list[Objection] = []
-    seen_holds: set[str] = set()
-    for pack in packs:
-        for objection in pack.holds.all_objections(ctx):
-            if objection.reason not in seen_holds:
-                seen_holds.add(objection.reason)
+    if not ctx.state.holds:
+        return found
+    seen: set[str] = set()
+    for name in packs:
+        for objection in PACKS[name].holds.all_objections(ctx):
+            if objection.reason not in seen:
+                seen.add(objection.reason)
                 found.append(objection)
-        for rule in pack.rules:
-            hit = rule.check(ctx, at)
-            if hit is not None:
-                found.append(hit)
-    for rule in ALWAYS:
+    return found
+
+
+def _objections(ctx: Context, rules: Sequence[Rule], at: datetime) -> list[Objection]:
+    found: list[Objection] = []
+    for rule in rules:
         hit = rule.check(ctx, at)
         if hit is not None:
             found.append(hit)
@@ -488,9 +608,13 @@ def decide(
         raise ValueError("the moment of contact must be timezone-aware")
     if not request.zones:
         raise ValueError("at least one candidate time zone is needed")
-    chosen = [PACKS[name] for name in packs]
-    ctx = Context(request, state, policy or Policy(), tuple(ZoneInfo(z) for z in request.zones))
-    objections = _objections(ctx, chosen, request.at)
+    names = tuple(packs)
+    rules = _rules_for(names, request.channel)
+    if policy is not None and (policy.quiet or policy.holidays or policy.min_gap is not None):
+        rules = (*rules, *ALWAYS)
+    ctx = Context(request, state, policy or _NO_POLICY, tuple(ZoneInfo(z) for z in request.zones))
+    # Holds do not depend on the moment: they are listed once, first, and time never lifts them.
+    objections = _hold_objections(ctx, names) + _objections(ctx, rules, request.at)
     if not objections:
         return Decision(True, (), request.at)
     candidate = request.at
@@ -501,7 +625,7 @@ def decide(
         candidate = max(o.until for o in pending if o.until is not None)
         if candidate - request.at > horizon:
             return Decision(False, tuple(objections), None)
-        pending = _objections(ctx, chosen, candidate)
+        pending = _objections(ctx, rules, candidate)
     return Decision(False, tuple(objections), candidate)
 
 
@@ -544,3 +668,8 @@ def pack_limits(packs: Iterable[str]) -> tuple[time, time, dict[str, int]]:
             elif isinstance(rule, DailyCapRule | RollingCapRule):
                 caps[rule.rule_id] = min(caps.get(rule.rule_id, rule.cap), rule.cap)
     return start, end, caps
+
+
+def pack_versions(packs: Iterable[str]) -> dict[str, str]:
+    """Pack name -> version, as recorded with a decision."""
+    return {name: PACKS[name].version for name in packs}
