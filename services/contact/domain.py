@@ -5,6 +5,7 @@ every contact independently with the same versioned rules."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -21,8 +22,11 @@ __all__ = [
     "answer_rate",
     "best_slot",
     "contact_for",
+    "dpd_bucket",
+    "fallback_contacts",
     "first_contact_for",
     "is_allowed_at",
+    "layered_answer_rate",
     "next_allowed_slot",
 ]
 
@@ -110,27 +114,85 @@ def answer_rate(*, channel: Channel, hour: int, attempts: int, connected: int) -
     return (prior * PRIOR_STRENGTH + connected) / (PRIOR_STRENGTH + attempts)
 
 
+#: (attempts, connected) by local hour, for one level of the segment hierarchy.
+HourStats = dict[int, tuple[int, int]]
+
+
+def layered_answer_rate(*, channel: Channel, hour: int, levels: Sequence[HourStats]) -> float:
+    """The answer rate at a local hour learned through nested segments, broadest first (e.g.
+    the zone, then risk tier and DPD bucket within it, then the debtor's own outcomes).
+
+    Each level's posterior becomes the next level's prior with the same strength, so a debtor
+    with three answered evening calls moves their own rate but not the segment's, and a segment
+    with no data falls back to the level above it (partial pooling)."""
+    rate = prior_answer_rate(channel, hour)
+    for stats in levels:
+        attempts, connected = stats.get(hour, (0, 0))
+        rate = (rate * PRIOR_STRENGTH + connected) / (PRIOR_STRENGTH + attempts)
+    return rate
+
+
+def dpd_bucket(days_past_due: int | None) -> str:
+    """The delinquency bucket used to group debtors who answer alike (M1 = 1-30 DPD ...)."""
+    if days_past_due is None or days_past_due <= 0:
+        return "M0"
+    return f"M{min((days_past_due - 1) // 30 + 1, 4)}"
+
+
 def best_slot(
     *,
     candidates: list[datetime],
     zone: ZoneInfo,
     channel: Channel,
-    stats: dict[int, tuple[int, int]],
+    stats: HourStats | None = None,
+    levels: Sequence[HourStats] = (),
 ) -> datetime:
     """Among lawful candidate slots (earliest first), the one with the best expected answer
-    rate, discounted for waiting; `stats` maps local hour -> (attempts, connected)."""
+    rate, discounted for waiting. `levels` are nested segments' (attempts, connected) by local
+    hour, broadest first; `stats` alone is one level."""
     if not candidates:
         raise ValueError("no candidate slots")
     first = candidates[0]
+    layers = [*levels, stats] if stats is not None else list(levels)
 
     def value(slot: datetime) -> float:
         hour = slot.astimezone(zone).hour
-        attempts, connected = stats.get(hour, (0, 0))
-        rate = answer_rate(channel=channel, hour=hour, attempts=attempts, connected=connected)
+        rate = layered_answer_rate(channel=channel, hour=hour, levels=layers)
         waited = (slot - first).total_seconds() / 3600
         return float(rate * 0.5 ** (waited / HALF_LIFE_HOURS))
 
     return max(candidates, key=lambda slot: (value(slot), -slot.timestamp()))
+
+
+#: Where to turn when the debtor opted out of the treatment's channel: the next channels that
+#: carry the same message, most similar first. A visit is never a fallback (it is the most
+#: intrusive contact there is) and a letter always remains.
+FALLBACKS: dict[Channel, tuple[Channel, ...]] = {
+    Channel.CALL: (Channel.SMS, Channel.EMAIL, Channel.LETTER),
+    Channel.SMS: (Channel.EMAIL, Channel.CALL, Channel.LETTER),
+    Channel.EMAIL: (Channel.SMS, Channel.LETTER, Channel.CALL),
+    Channel.VISIT: (Channel.CALL, Channel.LETTER),
+    Channel.LETTER: (Channel.EMAIL,),
+}
+FALLBACK_TEMPLATES: dict[Channel, str] = {
+    Channel.CALL: "collection_call",
+    Channel.SMS: "payment_reminder_sms",
+    Channel.EMAIL: "payment_reminder_email",
+    Channel.LETTER: "payment_reminder_letter",
+}
+
+
+def fallback_contacts(
+    chosen: FirstContact, *, opted_out: frozenset[Channel], human_only: bool = False
+) -> list[FirstContact]:
+    """The contacts to try, in order, when `chosen`'s channel cannot be used: never an
+    opted-out channel, never an automated one for a case escalated to a human."""
+    found = []
+    for channel in FALLBACKS[chosen.channel]:
+        if channel in opted_out or (human_only and channel in AUTOMATED):
+            continue
+        found.append(FirstContact(channel, FALLBACK_TEMPLATES[channel], chosen.stage))
+    return found
 
 
 #: How long to wait before trying a channel again after no answer (the rules may add more).

@@ -375,17 +375,37 @@ SEGMENT_WINDOW = timedelta(days=90)
 SEGMENT_SAMPLE = 5000
 
 
+def _count_by_hour(
+    stats: domain.HourStats, occurred_at: datetime, result: str, zone: ZoneInfo
+) -> None:
+    hour = occurred_at.astimezone(zone).hour
+    attempts, connected = stats.get(hour, (0, 0))
+    stats[hour] = (attempts + 1, connected + (OutcomeResult(result) in CONNECTED))
+
+
 async def segment_answer_stats(
-    session: AsyncSession, *, time_zone: str, channel: domain.Channel, now: datetime
-) -> dict[int, tuple[int, int]]:
-    """(attempts, connected) by local hour for debtors in the same zone (the segment), from
-    recent outcomes: what the planner learns where people actually answer."""
+    session: AsyncSession,
+    *,
+    case: ContactCase,
+    channel: domain.Channel,
+    now: datetime,
+) -> list[domain.HourStats]:
+    """(attempts, connected) by local hour at three nested levels, broadest first: debtors in
+    the same zone, those of them in the same risk tier and DPD bucket, and this debtor's own
+    outcomes. The planner pools them (`domain.layered_answer_rate`)."""
+    assert case.time_zone is not None
+    zone = ZoneInfo(case.time_zone)
     rows = (
         await session.execute(
-            sa.select(ContactOutcomeRecord.occurred_at, ContactOutcomeRecord.result)
+            sa.select(
+                ContactOutcomeRecord.occurred_at,
+                ContactOutcomeRecord.result,
+                ContactCase.risk_tier,
+                ContactCase.days_past_due,
+            )
             .join(ContactCase, ContactCase.case_id == ContactOutcomeRecord.case_id)
             .where(
-                ContactCase.time_zone == time_zone,
+                ContactCase.time_zone == case.time_zone,
                 ContactOutcomeRecord.channel == channel.value,
                 ContactOutcomeRecord.occurred_at >= now - SEGMENT_WINDOW,
             )
@@ -393,13 +413,29 @@ async def segment_answer_stats(
             .limit(SEGMENT_SAMPLE)
         )
     ).all()
-    zone = ZoneInfo(time_zone)
-    stats: dict[int, tuple[int, int]] = {}
-    for occurred_at, result in rows:
-        hour = occurred_at.astimezone(zone).hour
-        attempts, connected = stats.get(hour, (0, 0))
-        stats[hour] = (attempts + 1, connected + (OutcomeResult(result) in CONNECTED))
-    return stats
+    in_zone: domain.HourStats = {}
+    in_segment: domain.HourStats = {}
+    bucket = domain.dpd_bucket(case.days_past_due)
+    for occurred_at, result, tier, days_past_due in rows:
+        _count_by_hour(in_zone, occurred_at, result, zone)
+        if tier == case.risk_tier and domain.dpd_bucket(days_past_due) == bucket:
+            _count_by_hour(in_segment, occurred_at, result, zone)
+    own: domain.HourStats = {}
+    if case.debtor_id is not None:
+        for occurred_at, result in (
+            await session.execute(
+                sa.select(ContactOutcomeRecord.occurred_at, ContactOutcomeRecord.result)
+                .where(
+                    ContactOutcomeRecord.debtor_id == case.debtor_id,
+                    ContactOutcomeRecord.channel == channel.value,
+                    ContactOutcomeRecord.occurred_at >= now - SEGMENT_WINDOW,
+                )
+                .order_by(ContactOutcomeRecord.occurred_at.desc())
+                .limit(SEGMENT_SAMPLE)
+            )
+        ).all():
+            _count_by_hour(own, occurred_at, result, zone)
+    return [in_zone, in_segment, own]
 
 
 async def _best_lawful_slot(
@@ -434,11 +470,9 @@ async def _best_lawful_slot(
         )
         if verdict.allowed:
             candidates.append(slot)
-    stats = await segment_answer_stats(
-        session, time_zone=case.time_zone, channel=channel, now=earliest
-    )
+    levels = await segment_answer_stats(session, case=case, channel=channel, now=earliest)
     return domain.best_slot(
-        candidates=candidates, zone=ZoneInfo(case.time_zone), channel=channel, stats=stats
+        candidates=candidates, zone=ZoneInfo(case.time_zone), channel=channel, levels=levels
     )
 
 
@@ -483,18 +517,32 @@ async def _plan_first_attempt(
     in_force = await current_policy(session, default_packs=packs)
     active_packs, active_policy = engine_policy(in_force)
     state = await debtor_state(session, debtor_id=case.debtor_id, case_id=case.case_id, at=now)
-    decision = rules.decide(
-        rules.DecisionRequest(
-            debtor_id=str(case.debtor_id),
-            debt_id=str(case.case_id),
-            channel=first.channel,
-            at=max(now, not_before or now),
-            zones=(case.time_zone,),
-        ),
-        state,
-        packs=active_packs,
-        policy=active_policy,
-    )
+    treatment_channel = first.channel
+    # An opted-out channel is never lifted by time: carry the same message on the next
+    # channel the debtor still accepts (a letter remains) instead of dropping the case.
+    options = [first]
+    if first.channel in state.opted_out:
+        options += domain.fallback_contacts(
+            first, opted_out=state.opted_out, human_only=case.human_only
+        )
+    decision: rules.Decision | None = None
+    for option in options:
+        decision = rules.decide(
+            rules.DecisionRequest(
+                debtor_id=str(case.debtor_id),
+                debt_id=str(case.case_id),
+                channel=option.channel,
+                at=max(now, not_before or now),
+                zones=(case.time_zone,),
+            ),
+            state,
+            packs=active_packs,
+            policy=active_policy,
+        )
+        first = option
+        if decision.next_allowed_at is not None:
+            break
+    assert decision is not None
     if decision.next_allowed_at is None:
         log.warning(
             "case %s: no lawful slot (%s)",
@@ -544,6 +592,9 @@ async def _plan_first_attempt(
             time_zone=attempt.time_zone,
             window_rule_id=attempt.window_rule_id,
             priority=attempt.priority,
+            fallback_from=(
+                treatment_channel.value if first.channel is not treatment_channel else None
+            ),
         ),
         key=str(attempt.case_id),
         correlation_id=correlation_id,
@@ -739,7 +790,7 @@ async def record_hold_placed(
         if event.kind.value in PERSON_HOLDS
         else ContactAttempt.case_id == event.case_id
     )
-    return await _withdraw(
+    withdrawn = await _withdraw(
         session,
         scope,
         rule_ids=rules.hold_rule_ids(rules.Hold(event.kind.value), packs),
@@ -747,6 +798,7 @@ async def record_hold_placed(
         now=now,
         correlation_id=correlation_id,
     )
+    return len(withdrawn)
 
 
 async def _withdraw(
@@ -756,9 +808,9 @@ async def _withdraw(
     reason: Callable[[ContactAttempt], str],
     now: datetime,
     correlation_id: str,
-) -> int:
+) -> list[ContactAttempt]:
     """Cancel the live (planned or leased) attempts matching `where`, each with its
-    `contact.cancelled`; returns how many."""
+    `contact.cancelled`; returns them."""
     live = (
         await session.scalars(
             sa.select(ContactAttempt).where(
@@ -781,7 +833,7 @@ async def _withdraw(
             correlation_id=correlation_id,
         )
     await session.flush()
-    return len(live)
+    return list(live)
 
 
 async def _store_preferences(
@@ -833,7 +885,7 @@ async def record_preferences(
     )
     if not applied or not event.opted_out_channels:
         return 0
-    return await _withdraw(
+    withdrawn = await _withdraw(
         session,
         ContactAttempt.debtor_id == event.debtor_id,
         ContactAttempt.channel.in_(event.opted_out_channels),
@@ -842,6 +894,18 @@ async def record_preferences(
         now=now,
         correlation_id=correlation_id,
     )
+    # The debt is still owed: plan each case again, on a channel the debtor still accepts.
+    for case_id in sorted({attempt.case_id for attempt in withdrawn}):
+        case = await _contact_case(session, case_id=case_id, now=now)
+        await _plan_first_attempt(
+            session,
+            case=case,
+            correlation_id=correlation_id,
+            causation_id=None,
+            now=now,
+            packs=packs,
+        )
+    return len(withdrawn)
 
 
 async def record_case_closed(
@@ -851,7 +915,7 @@ async def record_case_closed(
     case = await _contact_case(session, case_id=event.case_id, now=now)
     case.closed_at = event.closed_at
     case.updated_at = now
-    return await _withdraw(
+    withdrawn = await _withdraw(
         session,
         ContactAttempt.case_id == event.case_id,
         rule_ids=["CASE-CLOSED"],
@@ -859,6 +923,7 @@ async def record_case_closed(
         now=now,
         correlation_id=correlation_id,
     )
+    return len(withdrawn)
 
 
 async def record_hold_released(

@@ -373,6 +373,12 @@ class ContactPlanned(EventPayload):
     time_zone: TimeZoneName
     window_rule_id: str = Field(examples=["CN-HOURS"])
     priority: float
+    fallback_from: str | None = Field(
+        default=None,
+        description="The treatment's channel when the debtor opted out of it and this attempt "
+        "carries the message on another channel instead.",
+        examples=[None, "call"],
+    )
 
 
 class ContactCancelled(EventPayload):

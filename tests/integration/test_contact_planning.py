@@ -544,6 +544,60 @@ async def test_answer_hours_preference_moves_the_slot_within_the_law(app: FastAP
     assert (local.date(), local.time()) == (date(2026, 3, 5), time(10, 0))
 
 
+async def test_the_debtors_own_answers_move_the_slot(app: FastAPI) -> None:
+    from datetime import timedelta
+
+    from services.contact.models import ContactOutcomeRecord
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        stored = await c.put(
+            "/v1/contact/policy",
+            json={
+                "packs": ["cn"],
+                "prefer_answer_hours": True,
+                "changed_by": "ops",
+                "reason": "plan when people answer",
+            },
+        )
+        assert stored.status_code == 200, stored.text
+    opened, scored = events(dpd=10)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    # Over the last weeks this debtor answered every call at 20:00 and none at 10:00.
+    history = [
+        ContactOutcomeRecord(
+            outcome_id=uuid.uuid4(),
+            attempt_id=None,
+            case_id=uuid.uuid4(),  # another debt of the same person
+            debtor_id=opened.debtor_id,
+            channel="call",
+            result="right_party_contact" if hour == 20 else "no_answer",
+            occurred_at=datetime.combine(
+                date(2026, 2, 10) + timedelta(days=day), time(hour), tzinfo=shanghai
+            ).astimezone(UTC),
+            automated=False,
+            agency=None,
+            dialer="d",
+            flags=[],
+            details={},
+            received_at=LATE_EVENING,
+        )
+        for day in range(12)
+        for hour in (10, 20)
+    ]
+    env_o = build_envelope(opened, key=str(opened.case_id), producer="cases", correlation_id="c")
+    env_s = build_envelope(scored, key=str(opened.case_id), producer="scoring", correlation_id="c")
+    async with app.state.runtime.sessions() as s, s.begin():
+        s.add_all(history)
+        await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
+        attempt = await service.record_case_scored(
+            s, event=scored, envelope=env_s, now=LATE_EVENING
+        )
+    assert attempt is not None
+    local = attempt.planned_at.astimezone(shanghai)
+    # Without this history the slot is 10:00 (the test above); the debtor's own answers win.
+    assert (local.date(), local.time()) == (date(2026, 3, 5), time(20, 0))
+
+
 async def test_no_answer_plans_the_next_lawful_try_and_a_promise_does_not(app: FastAPI) -> None:
     opened, scored = events(dpd=10)
     cid = opened.case_id
@@ -671,7 +725,20 @@ async def test_opt_outs_and_consents_from_cases_govern_contact(app: FastAPI) -> 
         )
         assert [o["rule_id"] for o in at_work.json()["objections"]] == ["US-WORKPLACE"]
     async with app.state.runtime.sessions() as s:
-        [(status,)] = (await s.execute(sa.text("SELECT status FROM contact_attempts"))).all()
+        attempts = (
+            await s.execute(
+                sa.text("SELECT channel, status FROM contact_attempts ORDER BY attempt_no")
+            )
+        ).all()
+        planned = (
+            (
+                await s.execute(
+                    sa.select(outbox.c.value).where(outbox.c.event_type == "contact.planned")
+                )
+            )
+            .scalars()
+            .all()
+        )
         cancelled = (
             (
                 await s.execute(
@@ -681,5 +748,9 @@ async def test_opt_outs_and_consents_from_cases_govern_contact(app: FastAPI) -> 
             .scalars()
             .all()
         )
-    assert status == "cancelled"
+    # The call was withdrawn and the same case re-planned on a channel still accepted.
+    assert [tuple(row) for row in attempts] == [(channel, "cancelled"), (other, "planned")]
     assert [json.loads(v)["payload"]["rule_ids"] for v in cancelled] == [["OPT-OUT"]]
+    fallback = json.loads(planned[-1])["payload"]
+    assert (fallback["channel"], fallback["fallback_from"]) == (other, channel)
+    assert fallback["template"] == "payment_reminder_sms"

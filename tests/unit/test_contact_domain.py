@@ -246,3 +246,81 @@ def test_best_slot_prefers_answering_hours_and_learns() -> None:
     )
     with pytest.raises(ValueError, match="no candidate"):
         best_slot(candidates=[], zone=zone, channel=Channel.CALL, stats={})
+
+
+def test_layered_answer_rates_pool_zone_segment_and_debtor() -> None:
+    from services.contact.domain import answer_rate, best_slot, layered_answer_rate
+
+    zone = ZoneInfo("Asia/Shanghai")
+    candidates = [datetime(2026, 5, 4, h, 0, tzinfo=zone) for h in range(8, 22)]
+    no_data = layered_answer_rate(channel=Channel.CALL, hour=20, levels=[{}, {}, {}])
+    assert no_data == answer_rate(channel=Channel.CALL, hour=20, attempts=0, connected=0)
+    # One level equals the single-segment posterior.
+    one = layered_answer_rate(channel=Channel.CALL, hour=20, levels=[{20: (40, 30)}])
+    assert one == answer_rate(channel=Channel.CALL, hour=20, attempts=40, connected=30)
+    # The zone answers at 10:00; this debtor's segment leans to the evening but thinly; the
+    # debtor answered every evening call and no morning one: their own outcomes decide, even
+    # against twelve hours' wait.
+    zone_level = {10: (400, 160), 20: (400, 120)}
+    segment = {20: (10, 6)}
+    own = {20: (12, 12), 10: (10, 0)}
+    assert (
+        best_slot(candidates=candidates, zone=zone, channel=Channel.CALL, levels=[zone_level]).hour
+        == 10
+    )
+    assert (
+        best_slot(
+            candidates=candidates,
+            zone=zone,
+            channel=Channel.CALL,
+            levels=[zone_level, segment, own],
+        ).hour
+        == 20
+    )
+    # Shrinkage: a debtor with one answered call does not outweigh a segment of hundreds.
+    sparse = layered_answer_rate(
+        channel=Channel.CALL, hour=12, levels=[{12: (500, 25)}, {}, {12: (1, 1)}]
+    )
+    assert sparse < 0.15
+
+
+def test_dpd_buckets() -> None:
+    from services.contact.domain import dpd_bucket
+
+    assert [dpd_bucket(d) for d in (None, 0, 1, 30, 31, 60, 61, 90, 91, 400)] == [
+        "M0",
+        "M0",
+        "M1",
+        "M1",
+        "M2",
+        "M2",
+        "M3",
+        "M3",
+        "M4",
+        "M4",
+    ]
+
+
+def test_fallback_contacts_skip_opted_out_and_automated_for_humans() -> None:
+    from services.contact.domain import FirstContact, fallback_contacts
+
+    call = FirstContact(Channel.CALL, "collection_call", "early")
+    assert [c.channel for c in fallback_contacts(call, opted_out=frozenset({Channel.CALL}))] == [
+        Channel.SMS,
+        Channel.EMAIL,
+        Channel.LETTER,
+    ]
+    only_letter = fallback_contacts(
+        call, opted_out=frozenset({Channel.CALL, Channel.SMS, Channel.EMAIL})
+    )
+    assert [(c.channel, c.template, c.stage) for c in only_letter] == [
+        (Channel.LETTER, "payment_reminder_letter", "early")
+    ]
+    human = fallback_contacts(call, opted_out=frozenset({Channel.CALL}), human_only=True)
+    assert [c.channel for c in human] == [Channel.LETTER]
+    visit = FirstContact(Channel.VISIT, "field_visit", "late")
+    assert Channel.VISIT not in {
+        c.channel
+        for first in (call, visit)
+        for c in fallback_contacts(first, opted_out=frozenset({first.channel}))
+    }
