@@ -982,19 +982,7 @@ def validate_policy(body: PolicyIn) -> None:
 
 def engine_policy(body: PolicyIn) -> tuple[tuple[str, ...], rules.Policy]:
     """The packs and the engine's Policy for a stored or proposed policy document."""
-    window = None
-    if body.window_start is not None or body.window_end is not None:
-        start, end, _caps = rules.pack_limits(body.packs)
-        window = domain.ContactWindow(
-            start=body.window_start or start, end=body.window_end or end, rule_id="POLICY-HOURS"
-        )
-    return tuple(body.packs), rules.Policy(
-        window=window,
-        quiet=tuple((q.start, q.end) for q in body.quiet),
-        holidays=frozenset(body.holidays),
-        caps=dict(body.caps),
-        min_gap=timedelta(minutes=body.min_gap_minutes) if body.min_gap_minutes else None,
-    )
+    return rules.policy_from_document(body.model_dump(mode="json"))
 
 
 async def policy_in_force(

@@ -21,6 +21,7 @@ from shared.rulepacks.engine import (
     opt_out_rule_ids,
     pack_limits,
     pack_versions,
+    policy_from_document,
 )
 from shared.rulepacks.windows import Channel, ContactWindow, is_allowed_at, next_allowed_slot
 
@@ -43,4 +44,5 @@ __all__ = [
     "opt_out_rule_ids",
     "pack_limits",
     "pack_versions",
+    "policy_from_document",
 ]

@@ -9,7 +9,7 @@ objects and, where time alone will lift it, the next moment the contact becomes 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -19,6 +19,7 @@ from shared.contracts import HoldKind
 from shared.rulepacks.windows import (
     Channel,
     ContactWindow,
+    LocalClock,
     clock_for,
     next_allowed_slot,
     next_window_start,
@@ -105,12 +106,33 @@ class Policy:
     min_gap: timedelta | None = None
 
 
+_CLOCKS_FOR: dict[tuple[ZoneInfo, ...], tuple[LocalClock, ...]] = {}
+_ZONES_FOR: dict[tuple[str, ...], tuple[ZoneInfo, ...]] = {}
+
+
+def _clocks_for(zones: tuple[ZoneInfo, ...]) -> tuple[LocalClock, ...]:
+    clocks = _CLOCKS_FOR.get(zones)
+    if clocks is None:
+        clocks = _CLOCKS_FOR[zones] = tuple(clock_for(zone) for zone in zones)
+    return clocks
+
+
+def _zones_for(names: tuple[str, ...]) -> tuple[ZoneInfo, ...]:
+    """ZoneInfo objects for zone names (an unknown name raises, and is not remembered)."""
+    zones = _ZONES_FOR.get(names)
+    if zones is None:
+        zones = tuple(ZoneInfo(name) for name in names)
+        if len(_ZONES_FOR) < 10_000:  # zone combinations are few; never grow without bound
+            _ZONES_FOR[names] = zones
+    return zones
+
+
 class Context:
     """One decision's inputs and what rules derive from them while `decide` re-checks later
     moments (a plain class with slots: it is built once per decision)."""
 
     __slots__ = (
-        "_history_days",
+        "_day_of",
         "clocks",
         "memo",
         "policy",
@@ -131,21 +153,19 @@ class Context:
         self.state = state
         self.policy = policy
         self.zones = zones
-        self.clocks = tuple(clock_for(zone) for zone in zones)
+        self.clocks = _clocks_for(zones)
         self.windows: dict[str, ContactWindow] = {}
         self.memo: dict[str, Any] = {}
-        self._history_days: tuple[int, ...] | None = None
-
-    @property
-    def history_days(self) -> tuple[int, ...]:
-        """Local day ordinal (first zone) of each past attempt: computed once per decision."""
-        if self._history_days is None:
-            self._history_days = self.clocks[0].days(a.at.timestamp() for a in self.state.history)
-        return self._history_days
+        self._day_of: tuple[datetime, int] | None = None  # rules ask for the same moment
 
     def day(self, at: datetime) -> int:
         """The local day ordinal of `at` in the first candidate zone (where days are counted)."""
-        return self.clocks[0].day(at.timestamp())
+        known = self._day_of
+        if known is not None and known[0] is at:
+            return known[1]
+        day = self.clocks[0].day(at.timestamp())
+        self._day_of = (at, day)
+        return day
 
     def day_start(self, day: int) -> datetime:
         """The first instant of a local day in the first candidate zone, in UTC."""
@@ -200,9 +220,11 @@ class HoursRule(Rule):
     def check(self, ctx: Context, at: datetime) -> Objection | None:
         if ctx.request.channel not in self.channels:
             return None
-        window = ctx.windows.get(self.rule_id)
-        if window is None:
-            window = ctx.windows[self.rule_id] = self.effective(ctx.policy)
+        if ctx.policy.window is None:
+            window = self.window
+        else:
+            window = ctx.windows.get(self.rule_id) or self.effective(ctx.policy)
+            ctx.windows[self.rule_id] = window
         timestamp = at.timestamp()
         start, end = window.start_second, window.end_second
         if len(ctx.clocks) == 1:
@@ -367,12 +389,19 @@ class RollingCapRule(Rule):
         key = f"{self.rule_id}:days"
         days: list[int] | None = ctx.memo.get(key)
         if days is None:
+            debt_id, channels, skip_consented = (
+                ctx.request.debt_id,
+                self.channels,
+                self.exclude_consented,
+            )
             days = ctx.memo[key] = sorted(
-                d
-                for a, d in zip(ctx.state.history, ctx.history_days, strict=True)
-                if a.debt_id == ctx.request.debt_id
-                and a.channel in self.channels
-                and not (self.exclude_consented and a.consented)
+                ctx.clocks[0].days(
+                    a.at.timestamp()
+                    for a in ctx.state.history
+                    if a.debt_id == debt_id
+                    and a.channel in channels
+                    and not (skip_consented and a.consented)
+                )
             )
         return days
 
@@ -411,6 +440,7 @@ class RollingCapRule(Rule):
             if used < cap:
                 if offset == 0:
                     return None
+                ctx.memo[f"{self.rule_id}:{day}"] = used  # `decide` asks about that day next
                 return self.objection(
                     f"{cap} attempts about this debt within {self.days} days",
                     _start_of_local_day(day, zone),
@@ -608,13 +638,15 @@ def decide(
         raise ValueError("the moment of contact must be timezone-aware")
     if not request.zones:
         raise ValueError("at least one candidate time zone is needed")
-    names = tuple(packs)
+    names = packs if isinstance(packs, tuple) else tuple(packs)
     rules = _rules_for(names, request.channel)
     if policy is not None and (policy.quiet or policy.holidays or policy.min_gap is not None):
         rules = (*rules, *ALWAYS)
-    ctx = Context(request, state, policy or _NO_POLICY, tuple(ZoneInfo(z) for z in request.zones))
+    ctx = Context(request, state, policy or _NO_POLICY, _zones_for(request.zones))
     # Holds do not depend on the moment: they are listed once, first, and time never lifts them.
-    objections = _hold_objections(ctx, names) + _objections(ctx, rules, request.at)
+    objections = _objections(ctx, rules, request.at)
+    if state.holds:
+        objections = _hold_objections(ctx, names) + objections
     if not objections:
         return Decision(True, (), request.at)
     candidate = request.at
@@ -673,3 +705,33 @@ def pack_limits(packs: Iterable[str]) -> tuple[time, time, dict[str, int]]:
 def pack_versions(packs: Iterable[str]) -> dict[str, str]:
     """Pack name -> version, as recorded with a decision."""
     return {name: PACKS[name].version for name in packs}
+
+
+def policy_from_document(document: Mapping[str, Any]) -> tuple[tuple[str, ...], Policy]:
+    """The packs and engine Policy of a stored policy document (contact's `PUT
+    /v1/contact/policy` body as published in `contact.policy_changed`): one reading for the
+    service that decides and the one that re-checks."""
+    packs = tuple(document.get("packs") or ("cn",))
+    unknown = [name for name in packs if name not in PACKS]
+    if unknown:
+        raise ValueError(f"unknown rule packs: {', '.join(unknown)}")
+    window = None
+    start_text, end_text = document.get("window_start"), document.get("window_end")
+    if start_text is not None or end_text is not None:
+        start, end, _caps = pack_limits(packs)
+        window = ContactWindow(
+            start=time.fromisoformat(start_text) if start_text else start,
+            end=time.fromisoformat(end_text) if end_text else end,
+            rule_id="POLICY-HOURS",
+        )
+    minutes = document.get("min_gap_minutes")
+    return packs, Policy(
+        window=window,
+        quiet=tuple(
+            (time.fromisoformat(q["start"]), time.fromisoformat(q["end"]))
+            for q in document.get("quiet") or ()
+        ),
+        holidays=frozenset(date.fromisoformat(d) for d in document.get("holidays") or ()),
+        caps={str(k): int(v) for k, v in (document.get("caps") or {}).items()},
+        min_gap=timedelta(minutes=int(minutes)) if minutes else None,
+    )
