@@ -317,6 +317,8 @@ class EventConsumer:
         self._last_seen: dict[TopicPartition, SeenRecord] = {}
         self.processed_total = 0
         self.rewinds_total = 0
+        # Per dead-letter topic, counted once the batch commits (metrics); zero until then.
+        self.dead_letters: dict[str, int] = {dlq_for(topic): 0 for topic in self.topics}
         self._start_timeout_s = max(10.0, 3 * settings.kafka_request_timeout_ms / 1000)
         self._blind_checks = 0
 
@@ -324,6 +326,28 @@ class EventConsumer:
     def assigned(self) -> bool:
         """True once the group has given this member partitions (readiness)."""
         return self._consumer is not None and bool(self._consumer.assignment())
+
+    async def lag(self, *, timeout_s: float) -> dict[TopicPartition, int]:
+        """Records between this member's position and the broker's high-water mark, for each
+        assigned partition a fetch answer has reported on (empty while not consuming). The
+        position includes the batch in hand; each partition's wait is bounded by `timeout_s`."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        # Read every mark before awaiting: the assignment can change at any await.
+        marks = {tp: consumer.highwater(tp) for tp in consumer.assignment()}
+        lags: dict[TopicPartition, int] = {}
+        for tp, highwater in marks.items():
+            if highwater is None:
+                continue
+            try:
+                async with asyncio.timeout(timeout_s):
+                    position = await consumer.position(tp)
+            except Exception as exc:  # revoked meanwhile, or no position yet: unknown, not 0
+                log.debug("consumer %s: no position for %s: %r", self.group_id, tp, exc)
+                continue
+            lags[tp] = max(0, highwater - position)
+        return lags
 
     async def stop(self) -> None:
         """Finish the batch in hand, commit, and leave the group."""
@@ -477,6 +501,10 @@ class EventConsumer:
         last = records[-1]
         self._last_seen[tp] = SeenRecord(last.offset, fingerprint(last.key, last.value))
         self.processed_total += sum(d.outcome == "processed" for d in deliveries)
+        dead = sum(d.outcome == "dead_lettered" for d in deliveries)
+        if dead:
+            dlq = dlq_for(tp.topic)
+            self.dead_letters[dlq] = self.dead_letters.get(dlq, 0) + dead
         if self._on_processed is not None:
             self._on_processed(deliveries)
 

@@ -394,9 +394,12 @@ class OutboxRelay:
     async def backlog(self) -> int:
         """Rows waiting to be published (for readiness and metrics)."""
         async with self._sessions() as session:
-            count = await session.scalar(
-                sa.select(sa.func.count())
-                .select_from(outbox)
-                .where(outbox.c.published_at.is_(None))
-            )
-        return int(count or 0)
+            return await unpublished_count(session)
+
+
+async def unpublished_count(session: AsyncSession) -> int:
+    """Outbox rows not yet published (counted on the partial index of unpublished rows)."""
+    count = await session.scalar(
+        sa.select(sa.func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+    )
+    return int(count or 0)

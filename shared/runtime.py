@@ -30,6 +30,7 @@ from shared.http import (
     install_problem_handlers,
 )
 from shared.logging import configure_logging
+from shared.metrics import MetricsMiddleware, ServiceMetrics, add_metrics_route
 from shared.migrate import upgrade
 from shared.outbox import OutboxRelay
 from shared.settings import ServiceSettings
@@ -47,6 +48,7 @@ class ServiceRuntime:
     settings: ServiceSettings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    metrics: ServiceMetrics
     consumer: EventConsumer | None = None
     relay: OutboxRelay | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -105,6 +107,12 @@ class ServiceRuntime:
             checks["consumer_assigned"] = self.consumer.assigned
         return checks
 
+    async def render_metrics(self) -> bytes:
+        """The Prometheus exposition of this process, with readings taken now."""
+        return await self.metrics.render(
+            sessions=self.sessions, gate=self.request_gate, consumer=self.consumer
+        )
+
 
 def runtime_of(request: Request) -> ServiceRuntime:
     """The runtime behind a request."""
@@ -139,11 +147,14 @@ def build_service_app(
     and background jobs) in the lifespan."""
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
+    metrics = ServiceMetrics(name)
+    metrics.bind(sessions)
     runtime = ServiceRuntime(
         name=name,
         settings=settings,
         engine=engine,
         sessions=sessions,
+        metrics=metrics,
         startup=startup,
         background=background,
         request_gate=asyncio.Lock() if is_sqlite(settings.database_url) else None,
@@ -168,8 +179,10 @@ def build_service_app(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, per_path=upload_limits
     )
     app.add_middleware(CorrelationMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, router=app.router)
     app.include_router(router)
     add_health_routes(app, readiness=runtime.readiness)
+    add_metrics_route(app, render=runtime.render_metrics)
     return app
 
 

@@ -27,4 +27,6 @@ def create_app(settings: ContactSettings | None = None) -> FastAPI:
         handlers=make_handlers(tuple(settings.rule_packs)),
     )
     app.state.clock = utc_now  # replaceable in tests and simulations
+    # Registered now so that both outcomes are exposed (at zero) before the first decision.
+    app.state.runtime.metrics.contact_decisions()
     return app

@@ -52,6 +52,7 @@ from shared.contracts import (
 )
 from shared.contracts.topics import CONTACT_EVENTS
 from shared.http import DomainError, NotFound
+from shared.metrics import record_contact_decision
 from shared.outbox import enqueue_event
 from shared.rulepacks import engine as rules
 
@@ -539,6 +540,9 @@ async def _plan_first_attempt(
             packs=active_packs,
             policy=active_policy,
         )
+        record_contact_decision(
+            session, allowed=decision.allowed, rule_ids=[o.rule_id for o in decision.objections]
+        )
         first = option
         if decision.next_allowed_at is not None:
             break
@@ -664,6 +668,9 @@ async def decide_contact(
         packs=packs,
         policy=active_policy,
     )
+    record_contact_decision(
+        session, allowed=decision.allowed, rule_ids=[o.rule_id for o in decision.objections]
+    )
     return DecisionOut(
         allowed=decision.allowed,
         next_allowed_at=decision.next_allowed_at,
@@ -731,6 +738,7 @@ async def lease_worklist(
         )
         human_only = automated and case is not None and case.human_only
         if decision.allowed and not human_only:
+            record_contact_decision(session, allowed=True, rule_ids=())
             attempt.status = "leased"
             attempt.leased_by = dialer
             attempt.lease_expires_at = now + lease
@@ -738,6 +746,7 @@ async def lease_worklist(
             continue
         objections = list(decision.objections)
         rule_ids = [o.rule_id for o in objections] or ["HUMAN-ONLY"]
+        record_contact_decision(session, allowed=False, rule_ids=rule_ids)
         reasons = [o.reason for o in objections] or ["escalated to a human collector"]
         if decision.next_allowed_at is not None and not human_only:
             attempt.planned_at = decision.next_allowed_at.astimezone(UTC)
