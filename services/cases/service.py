@@ -925,9 +925,15 @@ def _hold_out(hold: Hold, now: datetime) -> HoldOut:
 
 
 async def place_hold(
-    session: AsyncSession, *, case_id: uuid.UUID, command: HoldCreate, ctx: Context
+    session: AsyncSession,
+    *,
+    case_id: uuid.UUID,
+    command: HoldCreate,
+    ctx: Context,
+    hold_id: uuid.UUID | None = None,
 ) -> HoldOut:
-    """Stop contact on a case for a reason the rules name; publishes `case.hold_placed`."""
+    """Stop contact on a case for a reason the rules name; publishes `case.hold_placed`.
+    `hold_id` is given when it is derived from the event that asked for the hold."""
     starts_at = command.starts_at or ctx.now
     if starts_at > ctx.now + timedelta(minutes=5):
         raise Invalid("starts_at may be back-dated but not in the future")
@@ -935,7 +941,7 @@ async def place_hold(
         raise Invalid("ends_at must be after starts_at and in the future")
     case, debtor = await _load_open(session, case_id)
     hold = Hold(
-        id=uuid.uuid4(),
+        id=hold_id or uuid.uuid4(),
         case_id=case.id,
         kind=command.kind.value,
         reason=command.reason,
@@ -1026,6 +1032,111 @@ async def _release(
             HoldReleased(hold_id=hold.id, case_id=case.id, released_by=by, released_at=ctx.now)
         ],
     )
+
+
+#: Holds placed on compliance's word get ids derived from the event that asked (uuid5 in this
+#: namespace), so a redelivered event finds its hold already there.
+COMPLIANCE_HOLDS = uuid.UUID("5b1f9c1e-3d0a-4f7e-9c55-1e2d3c4b5a69")
+
+
+async def _compliance_cases(
+    session: AsyncSession, *, case_id: uuid.UUID | None, debtor_id: uuid.UUID | None
+) -> list[uuid.UUID]:
+    """The open cases a compliance event concerns: its case, else every open case of the
+    debtor (a complaint about the person)."""
+    if case_id is not None:
+        return [case_id]
+    if debtor_id is None:
+        return []
+    return list(
+        (
+            await session.scalars(
+                sa.select(Case.id)
+                .where(Case.debtor_id == debtor_id, Case.status == "open")
+                .order_by(Case.id)
+            )
+        ).all()
+    )
+
+
+async def hold_for_compliance(
+    session: AsyncSession,
+    *,
+    event_id: str,
+    case_id: uuid.UUID | None,
+    debtor_id: uuid.UUID | None,
+    kind: HoldKind,
+    reason: str,
+    ctx: Context,
+) -> int:
+    """Place the hold compliance asked for (an open complaint, a violation under review) on
+    each open case it concerns, once per event; returns how many were placed. A case unknown
+    here or already closed is skipped: there is nothing left to contact."""
+    placed = 0
+    for target in await _compliance_cases(session, case_id=case_id, debtor_id=debtor_id):
+        hold_id = uuid.uuid5(COMPLIANCE_HOLDS, f"{event_id}:{target}")
+        if await session.get(Hold, hold_id) is not None:
+            continue
+        found = await _find(session, target)
+        if found is None or found[0].status != "open":
+            continue
+        if kind is HoldKind.COMPLIANCE_REVIEW and await session.scalar(
+            sa.select(Hold.id).where(
+                Hold.case_id == target, Hold.kind == kind.value, Hold.released_at.is_(None)
+            )
+        ):
+            continue  # one review hold at a time is enough
+        await place_hold(
+            session,
+            case_id=target,
+            command=HoldCreate(kind=kind, reason=reason[:2000], placed_by="compliance"),
+            ctx=ctx,
+            hold_id=hold_id,
+        )
+        placed += 1
+    return placed
+
+
+async def release_for_compliance(
+    session: AsyncSession,
+    *,
+    case_id: uuid.UUID | None,
+    debtor_id: uuid.UUID | None,
+    kind: HoldKind,
+    reason_prefix: str,
+    ctx: Context,
+) -> int:
+    """Release the live holds compliance placed for one complaint (matched by kind and the
+    reason it wrote); returns how many."""
+    released = 0
+    for target in await _compliance_cases(session, case_id=case_id, debtor_id=debtor_id):
+        found = await _find(session, target)
+        if found is None:
+            continue
+        case, debtor = found
+        holds = (
+            await session.scalars(
+                sa.select(Hold).where(
+                    Hold.case_id == target,
+                    Hold.kind == kind.value,
+                    Hold.placed_by == "compliance",
+                    Hold.released_at.is_(None),
+                    Hold.reason.startswith(reason_prefix, autoescape=True),
+                )
+            )
+        ).all()
+        for hold in holds:
+            await _release(
+                session,
+                case=case,
+                debtor=debtor,
+                hold=hold,
+                by="compliance",
+                reason="complaint closed",
+                ctx=ctx,
+            )
+            released += 1
+    return released
 
 
 async def list_holds(session: AsyncSession, *, case_id: uuid.UUID, now: datetime) -> list[HoldOut]:

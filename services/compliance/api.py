@@ -1,28 +1,49 @@
-"""Compliance HTTP routes: read and verify the evidence chain."""
+"""Compliance HTTP routes: the evidence chain and its proofs, violations found by the
+independent re-check, complaints, prohibited-language reviews, QA, reports and exports."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from services.compliance import service
+from services.compliance.complaints import ComplaintStatus
 from services.compliance.schemas import (
     AuditEntries,
     ChainVerification,
     CheckpointOut,
+    ComplaintIn,
+    ComplaintOut,
+    Complaints,
+    ComplaintStatusIn,
+    ComplianceReport,
     ConsistencyProof,
     InclusionProof,
+    LanguageReviewOut,
+    PurgeIn,
+    PurgeOut,
+    QaPlan,
+    QaReviewIn,
+    QaReviewOut,
+    RegulatorExport,
+    TemplateIn,
+    TranscriptIn,
     TreeHead,
+    Violations,
 )
 from services.compliance.settings import ComplianceSettings
+from shared.contracts import Severity
 from shared.http import problem_responses
+from shared.logging import correlation_id
 from shared.runtime import runtime_of, unit_of_work
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+audit = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
-@router.get(
+@audit.get(
     "/entries",
     response_model=AuditEntries,
     summary="Evidence entries, oldest first",
@@ -44,7 +65,7 @@ async def list_entries(
         )
 
 
-@router.get(
+@audit.get(
     "/verify",
     response_model=ChainVerification,
     summary="Recompute the hash chain and report the first broken link",
@@ -57,13 +78,34 @@ async def verify(request: Request) -> ChainVerification:
         return await service.verify_chain(session, chunk_size=chunk)
 
 
-@router.get("/tree-head", response_model=TreeHead, summary="Merkle tree head of the log")
+@audit.post(
+    "/purge",
+    response_model=PurgeOut,
+    summary="Retention: remove the content of expired entries (hashes stay; logged as a purge)",
+    responses=problem_responses(),
+)
+async def purge(body: PurgeIn, request: Request) -> PurgeOut:
+    settings = _settings(request)
+    async with unit_of_work(request) as session:
+        return await service.purge_expired(
+            session,
+            now=_now(request),
+            retention_days=settings.retention_days,
+            retention_days_by_kind=settings.retention_days_by_kind,
+            limit=body.limit,
+            dry_run=body.dry_run,
+            correlation_id=_correlation(),
+            pii_key=settings.pii_key.get_secret_value().encode(),
+        )
+
+
+@audit.get("/tree-head", response_model=TreeHead, summary="Merkle tree head of the log")
 async def get_tree_head(request: Request) -> TreeHead:
     async with unit_of_work(request) as session:
         return await service.tree_head(session)
 
 
-@router.get(
+@audit.get(
     "/proof/{seq}",
     response_model=InclusionProof,
     summary="Inclusion proof of an entry (RFC 6962 audit path)",
@@ -78,7 +120,7 @@ async def get_inclusion(
         return await service.inclusion(session, seq=seq, tree_size=tree_size)
 
 
-@router.get(
+@audit.get(
     "/consistency",
     response_model=ConsistencyProof,
     summary="Consistency proof between two tree sizes (the log only grew)",
@@ -93,7 +135,7 @@ async def get_consistency(
         return await service.consistency(session, first=first, second=second)
 
 
-@router.get(
+@audit.get(
     "/checkpoints",
     response_model=list[CheckpointOut],
     summary="Signed tree heads, newest first (Ed25519; anchor them outside the system)",
@@ -104,3 +146,254 @@ async def get_checkpoints(
 ) -> list[CheckpointOut]:
     async with unit_of_work(request) as session:
         return await service.list_checkpoints(session, limit=limit)
+
+
+def _settings(request: Request) -> ComplianceSettings:
+    settings = runtime_of(request).settings
+    return settings if isinstance(settings, ComplianceSettings) else ComplianceSettings()
+
+
+def _now(request: Request) -> datetime:
+    now: datetime = request.app.state.clock()
+    return now
+
+
+def _correlation() -> str:
+    return correlation_id.get() or str(uuid.uuid4())
+
+
+def _recheck(request: Request) -> service.RecheckConfig:
+    settings = _settings(request)
+    return service.RecheckConfig(
+        default_packs=settings.default_packs, hold_on=settings.hold_on_severities
+    )
+
+
+oversight = APIRouter(prefix="/v1")
+
+
+@oversight.get(
+    "/violations",
+    response_model=Violations,
+    tags=["re-check"],
+    summary="Rules broken by contacts, found by compliance's own re-check",
+    responses=problem_responses(),
+)
+async def list_violations(
+    request: Request,
+    case_id: uuid.UUID | None = None,
+    rule_id: Annotated[str | None, Query(max_length=40)] = None,
+    severity: Severity | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Violations:
+    async with unit_of_work(request) as session:
+        return await service.list_violations(
+            session,
+            case_id=case_id,
+            rule_id=rule_id,
+            severity=severity,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+
+
+@oversight.post(
+    "/complaints",
+    response_model=ComplaintOut,
+    status_code=201,
+    tags=["complaints"],
+    summary="Take in a complaint (holds contact while open; SLA clocks start at receipt)",
+    responses=problem_responses(),
+)
+async def open_complaint(body: ComplaintIn, request: Request) -> ComplaintOut:
+    async with unit_of_work(request) as session:
+        return await service.open_complaint(
+            session,
+            body=body,
+            now=_now(request),
+            correlation_id=_correlation(),
+            campaign_min_debtors=_settings(request).campaign_min_debtors,
+        )
+
+
+@oversight.get(
+    "/complaints",
+    response_model=Complaints,
+    tags=["complaints"],
+    summary="Complaints, newest first, with their SLA clocks",
+    responses=problem_responses(),
+)
+async def list_complaints(
+    request: Request,
+    status: ComplaintStatus | None = None,
+    debtor_id: uuid.UUID | None = None,
+    campaign_id: uuid.UUID | None = None,
+    breached: Annotated[bool, Query(description="Only those with an SLA clock breached.")] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Complaints:
+    async with unit_of_work(request) as session:
+        return await service.list_complaints(
+            session,
+            status=status,
+            debtor_id=debtor_id,
+            campaign_id=campaign_id,
+            breached_only=breached,
+            now=_now(request),
+            limit=limit,
+        )
+
+
+@oversight.get(
+    "/complaints/{complaint_id}",
+    response_model=ComplaintOut,
+    tags=["complaints"],
+    summary="A complaint with its status history and SLA clocks",
+    responses=problem_responses(404),
+)
+async def get_complaint(complaint_id: uuid.UUID, request: Request) -> ComplaintOut:
+    async with unit_of_work(request) as session:
+        return await service.get_complaint(session, complaint_id=complaint_id, now=_now(request))
+
+
+@oversight.post(
+    "/complaints/{complaint_id}/status",
+    response_model=ComplaintOut,
+    tags=["complaints"],
+    summary="Acknowledge, investigate, resolve, reject, withdraw or reopen a complaint",
+    responses=problem_responses(404, 409),
+)
+async def change_complaint_status(
+    complaint_id: uuid.UUID, body: ComplaintStatusIn, request: Request
+) -> ComplaintOut:
+    async with unit_of_work(request) as session:
+        return await service.change_complaint_status(
+            session,
+            complaint_id=complaint_id,
+            body=body,
+            now=_now(request),
+            correlation_id=_correlation(),
+        )
+
+
+@oversight.post(
+    "/language/transcripts",
+    response_model=LanguageReviewOut,
+    tags=["prohibited language"],
+    summary="Check a call transcript for prohibited language and the mandatory call steps",
+    responses=problem_responses(),
+)
+async def review_transcript(body: TranscriptIn, request: Request) -> LanguageReviewOut:
+    async with unit_of_work(request) as session:
+        return await service.review_transcript(
+            session,
+            body=body,
+            now=_now(request),
+            correlation_id=_correlation(),
+            config=_recheck(request),
+        )
+
+
+@oversight.post(
+    "/language/templates",
+    response_model=LanguageReviewOut,
+    tags=["prohibited language"],
+    summary="Check a script or message template before use",
+    responses=problem_responses(),
+)
+async def review_template(body: TemplateIn, request: Request) -> LanguageReviewOut:
+    async with unit_of_work(request) as session:
+        return await service.review_template(
+            session, body=body, now=_now(request), correlation_id=_correlation()
+        )
+
+
+@oversight.get(
+    "/qa/plan",
+    response_model=QaPlan,
+    tags=["quality assurance"],
+    summary="Contacts sampled for review: per team and week (supervisor), per month (QA)",
+    responses=problem_responses(),
+)
+async def qa_plan(request: Request, period_start: datetime, period_end: datetime) -> QaPlan:
+    settings = _settings(request)
+    async with unit_of_work(request) as session:
+        return await service.qa_plan(
+            session,
+            period_start=period_start,
+            period_end=period_end,
+            salt=settings.qa_salt.get_secret_value().encode(),
+            zone=settings.qa_time_zone,
+        )
+
+
+@oversight.post(
+    "/qa/reviews",
+    response_model=QaReviewOut,
+    status_code=201,
+    tags=["quality assurance"],
+    summary="Record a review of a sampled contact (published as evidence)",
+    responses=problem_responses(404),
+)
+async def record_qa_review(body: QaReviewIn, request: Request) -> QaReviewOut:
+    async with unit_of_work(request) as session:
+        return await service.record_qa_review(
+            session, body=body, now=_now(request), correlation_id=_correlation()
+        )
+
+
+@oversight.get(
+    "/reports/summary",
+    response_model=ComplianceReport,
+    tags=["reports"],
+    summary="Violations, complaint rate per 1,000 accounts worked, SLA adherence, refusals, QA",
+    responses=problem_responses(),
+)
+async def report(
+    request: Request, period_start: datetime, period_end: datetime
+) -> ComplianceReport:
+    async with unit_of_work(request) as session:
+        return await service.report(
+            session, period_start=period_start, period_end=period_end, now=_now(request)
+        )
+
+
+@oversight.get(
+    "/reports/export",
+    response_model=RegulatorExport,
+    tags=["reports"],
+    summary="Regulator export for a case or period: why each contact was allowed, with proofs",
+    responses={
+        **problem_responses(),
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "JSON (with inclusion proofs) or CSV (one row per contact).",
+        },
+    },
+)
+async def regulator_export(
+    request: Request,
+    case_id: uuid.UUID | None = None,
+    period_start: datetime | None = None,
+    period_end: datetime | None = None,
+    format: Literal["json", "csv"] = "json",
+) -> RegulatorExport | Response:
+    async with unit_of_work(request) as session:
+        export = await service.regulator_export(
+            session,
+            case_id=case_id,
+            period_start=period_start,
+            period_end=period_end,
+            now=_now(request),
+            default_packs=_settings(request).default_packs,
+        )
+    if format == "csv":
+        return Response(content=service.export_csv(export), media_type="text/csv")
+    return export
+
+
+router = APIRouter()
+router.include_router(audit)
+router.include_router(oversight)

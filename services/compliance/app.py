@@ -36,13 +36,24 @@ def create_app(settings: ComplianceSettings | None = None) -> FastAPI:
             except Exception as exc:  # the next round tries again; the log itself is unharmed
                 log.warning("checkpoint not issued: %s", exc)
 
-    return build_service_app(
+    app = build_service_app(
         name="compliance",
         title="Qingshou compliance",
-        description="Append-only, hash-chained evidence log of every event; chain verification.",
+        description=(
+            "Append-only, hash-chained evidence log of every event with Merkle proofs; an "
+            "independent re-check of every contact; complaints, prohibited language, QA, "
+            "reports and the regulator export."
+        ),
         settings=settings,
         router=router,
         topics=TOPICS,
-        handlers=make_handlers(pii_key=settings.pii_key.get_secret_value().encode()),
+        handlers=make_handlers(
+            pii_key=settings.pii_key.get_secret_value().encode(),
+            recheck=service.RecheckConfig(
+                default_packs=settings.default_packs, hold_on=settings.hold_on_severities
+            ),
+        ),
         background=[checkpoints],
     )
+    app.state.clock = utc_now  # replaceable in tests and simulations
+    return app

@@ -1,4 +1,5 @@
-"""Compliance Kafka handlers: every event on every topic goes into the evidence chain."""
+"""Compliance Kafka handlers: every event on every topic goes into the evidence chain, and
+what the independent re-check needs is learned from it in the same transaction."""
 
 from __future__ import annotations
 
@@ -12,18 +13,27 @@ from shared.contracts.topics import MAIN_TOPICS
 TOPICS: tuple[str, ...] = MAIN_TOPICS
 
 
-def make_handlers(*, pii_key: bytes) -> dict[str, Handler]:
-    """The one handler: append whatever arrives, personal data replaced by keyed hashes."""
+def make_handlers(
+    *, pii_key: bytes, recheck: service.RecheckConfig | None = None
+) -> dict[str, Handler]:
+    """The one handler: append whatever arrives (personal data replaced by keyed hashes), then
+    re-check the contacts the event bears on. A copy of an event already logged does nothing."""
+    config = recheck or service.RecheckConfig()
 
     async def on_any_event(session: AsyncSession, message: Received) -> None:
         if message.envelope.type == CheckpointIssued.event_type:
             return  # a checkpoint is about the log; logging it would grow the log forever
-        await service.append_event(
+        now = utc_now()
+        entry = await service.append_event(
             session,
             topic=message.topic,
             envelope=message.envelope,
-            now=utc_now(),
+            now=now,
             pii_key=pii_key,
         )
+        if entry is not None:
+            await service.observe(
+                session, envelope=message.envelope, seq=entry.seq, now=now, config=config
+            )
 
     return {ANY_EVENT: on_any_event}

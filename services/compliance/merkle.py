@@ -8,7 +8,8 @@ that a later head extends an earlier one, with a handful of hashes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from operator import methodcaller
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -220,3 +221,139 @@ def nodes_read(compute: Callable[[NodeReader], object]) -> set[tuple[int, int]]:
 
     compute(record)
     return wanted
+
+
+# --- many hashes at once: the loops below run in C (map over hashlib's functions), with no
+# Python call per hash; verifying a log is mostly hashing.
+
+_digest = methodcaller("digest")
+
+
+def leaf_hashes(entries: Iterable[bytes]) -> list[bytes]:
+    """`leaf_hash` of each entry, in order."""
+    return list(map(_digest, map(hashlib.sha256, map(b"\x00".__add__, entries))))
+
+
+def parent_level(nodes: Sequence[bytes]) -> list[bytes]:
+    """`node_hash` of each pair (nodes[2i], nodes[2i + 1]); an odd last node is left out (it
+    is not the root of a perfect subtree)."""
+    end = len(nodes) // 2 * 2
+    return list(
+        map(
+            _digest,
+            map(
+                hashlib.sha256,
+                map(bytes.__add__, map(b"\x01".__add__, nodes[0:end:2]), nodes[1:end:2]),
+            ),
+        )
+    )
+
+
+def nodes_appended(
+    start: int, leaves: Sequence[bytes], frontier_hashes: Sequence[bytes]
+) -> tuple[list[tuple[int, int, bytes]], list[bytes]]:
+    """`nodes_completed` of leaves start, start + 1, ... appended in that order (what a batch
+    of appends stores), given the hashes of `frontier(start)`; also returns the hashes of
+    `frontier(start + len(leaves))`.
+
+    The frontier, smallest subtree last, is a stack: a leaf at an odd index completes the
+    subtree on top of it, and so on up while the index stays odd."""
+    stack = list(frontier_hashes)
+    out: list[tuple[int, int, bytes]] = []
+    for index, leaf in enumerate(leaves, start):
+        out.append((0, index, leaf))
+        level, at, current = 0, index, leaf
+        while at & 1:
+            current = node_hash(stack.pop(), current)
+            at >>= 1
+            level += 1
+            out.append((level, at, current))
+        stack.append(current)
+    return out, stack
+
+
+def frontier(size: int) -> list[tuple[int, int]]:
+    """The perfect subtrees that make up the first `size` leaves, largest first: every stored
+    node an append at index `size` (or later, before those complete) combines with."""
+    return [
+        (level, (size >> level) - 1)
+        for level in range(size.bit_length() - 1, -1, -1)
+        if size >> level & 1
+    ]
+
+
+class PerfectNodes:
+    """Recompute the perfect-subtree nodes of leaves fed in order from leaf `start`.
+
+    Leaves are folded a block of 2**block_level at a time (`start` must be block-aligned),
+    keeping the root of each full block and the `wanted` nodes below block level; nodes at or
+    above block level are folded from the block roots (`combined_reader`). Parts of a log
+    folded separately (one per process) combine by concatenating their block roots and
+    nodes."""
+
+    def __init__(
+        self, *, start: int, block_level: int, wanted: Iterable[tuple[int, int]] = ()
+    ) -> None:
+        if start % (1 << block_level):
+            raise ValueError(f"start {start} is not a multiple of 2**{block_level}")
+        self.block_level = block_level
+        self.first_block = start >> block_level
+        self.block_roots: list[bytes] = []
+        self.nodes: dict[tuple[int, int], bytes] = {}
+        self._wanted: dict[int, list[tuple[int, int]]] = {}
+        for level, index in wanted:
+            if level < block_level:
+                block = index >> (block_level - level)
+                self._wanted.setdefault(block, []).append((level, index))
+        self._pending: list[bytes] = []
+
+    def add(self, leaves: Sequence[bytes]) -> None:
+        """Feed the next leaves (any number)."""
+        self._pending.extend(leaves)
+        size = 1 << self.block_level
+        if len(self._pending) >= size:
+            full = len(self._pending) // size * size
+            for at in range(0, full, size):
+                self._fold(self._pending[at : at + size])
+            del self._pending[:full]
+
+    def finish(self) -> None:
+        """Fold the last, partial block (its perfect subtrees only)."""
+        if self._pending:
+            self._fold(self._pending)
+            self._pending = []
+
+    def _fold(self, leaves: list[bytes]) -> None:
+        block = self.first_block + len(self.block_roots)
+        wanted = self._wanted.get(block, [])
+        level: list[bytes] = leaves
+        for height in range(self.block_level + 1):
+            first = block << (self.block_level - height)
+            for wanted_level, index in wanted:
+                if wanted_level == height and index - first < len(level):
+                    self.nodes[(wanted_level, index)] = level[index - first]
+            if height == self.block_level:
+                if len(level) == 1:  # a full block
+                    self.block_roots.append(level[0])
+                break
+            level = parent_level(level)
+
+
+def combined_reader(
+    *, block_level: int, block_roots: Sequence[bytes], nodes: dict[tuple[int, int], bytes]
+) -> NodeReader:
+    """A NodeReader over the nodes PerfectNodes recomputed (block roots of the whole log from
+    block 0, wanted nodes below block level); a node it was not asked for raises KeyError."""
+
+    def read(level: int, index: int) -> bytes:
+        if level < block_level:
+            return nodes[(level, index)]
+        span = 1 << (level - block_level)
+        part = list(block_roots[index * span : (index + 1) * span])
+        if len(part) != span:
+            raise KeyError((level, index))
+        while len(part) > 1:
+            part = parent_level(part)
+        return part[0]
+
+    return read

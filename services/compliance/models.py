@@ -1,8 +1,11 @@
-"""Compliance database: the append-only evidence chain and its head."""
+"""Compliance database: the append-only evidence chain and its head, what the independent
+re-check has learned from the events, violations, complaints and QA reviews."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -26,9 +29,10 @@ class AuditEntry(Base):
     case_key: Mapped[str | None] = mapped_column(sa.String(200), index=True)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    body: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary)  # `domain.purged_body` once purged
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
     entry_hash: Mapped[str] = mapped_column(sa.String(64))
+    purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class ChainHead(Base):
@@ -64,3 +68,163 @@ class MerkleNode(Base):
     level: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
     idx: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+
+
+# --- What the independent re-check knows, learned only from the events themselves ----------
+
+
+class KnownCase(Base):
+    """A case as compliance saw it opened (the debtor's zone decides lawful hours)."""
+
+    __tablename__ = "known_cases"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    debtor_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    time_zone: Mapped[str] = mapped_column(sa.String(64))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    team_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)  # from case.assigned
+    collector_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+
+
+class KnownPreferences(Base):
+    """Every version of a debtor's opt-outs and consents: a contact is judged by the version in
+    force at its moment (events may arrive out of order)."""
+
+    __tablename__ = "known_preferences"
+
+    debtor_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    opted_out: Mapped[list[str]] = mapped_column(sa.JSON)
+    consents: Mapped[list[str]] = mapped_column(sa.JSON)
+    evidence_seq: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class KnownHold(Base):
+    """A hold as placed in cases; in force from max(starts_at, recorded_at): a back-dated hold
+    does not make earlier contacts unlawful, nobody could have known of it then."""
+
+    __tablename__ = "known_holds"
+
+    hold_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    debtor_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    in_force_from: Mapped[datetime] = mapped_column(UtcDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    released_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    evidence_seq: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class KnownPolicy(Base):
+    """A contact policy version as published (the packs and local rules in force from then)."""
+
+    __tablename__ = "known_policies"
+
+    version: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    document: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    evidence_seq: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class ObservedContact(Base):
+    """A contact that happened (`outcome:<id>`, from the dialer's report or contact's record) or
+    was scheduled (`planned:<attempt id>`); re-checked when it arrives and again when a hold,
+    opt-out or case it depends on arrives later."""
+
+    __tablename__ = "observed_contacts"
+
+    subject: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    attempt_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    result: Mapped[str | None] = mapped_column(sa.String(32))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    agency: Mapped[str | None] = mapped_column(sa.String(100))
+    automated: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # Who worked the case when compliance saw the contact (QA samples per team, reports name
+    # the collector).
+    team_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    collector_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    evidence_seq: Mapped[int] = mapped_column(sa.BigInteger)
+    checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Violation(Base):
+    """A rule a contact broke, found by compliance's own re-check (once per subject and rule)."""
+
+    __tablename__ = "violations"
+    __table_args__ = (sa.UniqueConstraint("subject", "rule_id"),)
+
+    violation_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    subject: Mapped[str] = mapped_column(sa.String(80))
+    rule_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    citation: Mapped[str] = mapped_column(sa.String(300))
+    severity: Mapped[str] = mapped_column(sa.String(16))
+    reason: Mapped[str] = mapped_column(sa.String(1000))
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    debtor_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
+    agency: Mapped[str | None] = mapped_column(sa.String(100))
+    collector_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    detected_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    evidence_seqs: Mapped[list[int]] = mapped_column(sa.JSON)
+
+
+class BlockedContact(Base):
+    """One rule id of a `contact.blocked` event: contact's refusals, counted for reports."""
+
+    __tablename__ = "blocked_contacts"
+
+    event_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+# --- Complaints, transcript reviews and quality assurance ------------------------------------
+
+
+class Complaint(Base):
+    __tablename__ = "complaints"
+
+    complaint_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
+    debtor_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    channel: Mapped[str] = mapped_column(sa.String(20))
+    category: Mapped[str] = mapped_column(sa.String(32), index=True)
+    text: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(20), index=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    signature: Mapped[list[int]] = mapped_column(sa.JSON)
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
+
+
+class ComplaintChange(Base):
+    """The status history of a complaint (append-only)."""
+
+    __tablename__ = "complaint_changes"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    complaint_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    status: Mapped[str] = mapped_column(sa.String(20))
+    changed_by: Mapped[str] = mapped_column(sa.String(200))
+    note: Mapped[str] = mapped_column(sa.String(2000))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class QaReview(Base):
+    __tablename__ = "qa_reviews"
+
+    review_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    subject: Mapped[str] = mapped_column(sa.String(80), index=True)
+    reviewer_kind: Mapped[str] = mapped_column(sa.String(16))
+    reviewer: Mapped[str] = mapped_column(sa.String(200))
+    period: Mapped[str] = mapped_column(sa.String(10))
+    score: Mapped[int] = mapped_column(sa.Integer)
+    passed: Mapped[bool] = mapped_column(sa.Boolean)
+    findings: Mapped[list[str]] = mapped_column(sa.JSON)
+    reviewed_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -274,6 +274,7 @@ class HoldKind(StrEnum):
     CEASE = "cease"
     IDENTITY_THEFT = "identity_theft"
     DO_NOT_CONTACT = "do_not_contact"
+    COMPLIANCE_REVIEW = "compliance_review"  # compliance found a violation on the case
 
 
 class HoldPlaced(EventPayload):
@@ -506,6 +507,138 @@ class ContactEscalated(EventPayload):
     escalated_at: AwareDatetime
 
 
+class Severity(StrEnum):
+    CRITICAL = "critical"  # contact that must not have happened at all (hold, opt-out)
+    MAJOR = "major"  # a rule broken in how or when (hours, caps, consent)
+    MINOR = "minor"  # a stricter local policy broken, or something for review
+
+
+class ViolationDetected(EventPayload):
+    """Compliance's own re-check found a contact (or a planned one) that breaks a rule."""
+
+    event_type: ClassVar[str] = "violation.detected"
+    event_version: ClassVar[int] = 1
+
+    violation_id: uuid.UUID
+    rule_id: str = Field(examples=["CN-HOURS"])
+    citation: str
+    severity: Severity
+    reason: str
+    subject: str = Field(
+        description="What was checked: `outcome:<id>` (a contact that happened) or "
+        "`planned:<attempt id>` (a contact the contact service scheduled).",
+        examples=["outcome:0b7d7f2e-9c1a-4e0b-8d55-3f6a7c2b1e90"],
+    )
+    case_id: uuid.UUID
+    debtor_id: uuid.UUID | None = None
+    agency: str | None = None
+    occurred_at: AwareDatetime = Field(description="When the contact happened (or was planned).")
+    detected_at: AwareDatetime
+    evidence_seqs: list[int] = Field(
+        description="Evidence-log entries (sequence numbers) the finding rests on."
+    )
+    hold_requested: bool = Field(
+        default=False, description="Cases should hold contact on the case pending review."
+    )
+
+
+class ComplaintCategory(StrEnum):
+    NOT_MY_DEBT = "not_my_debt"
+    WRONG_AMOUNT = "wrong_amount"
+    HARASSMENT = "harassment"
+    THIRD_PARTY_CONTACT = "third_party_contact"
+    PRIVACY = "privacy"
+    OTHER = "other"
+
+
+class ComplaintOpened(EventPayload):
+    """A complaint was received; an open complaint holds contact on the case."""
+
+    event_type: ClassVar[str] = "complaint.opened"
+    event_version: ClassVar[int] = 1
+
+    complaint_id: uuid.UUID
+    case_id: uuid.UUID | None = None
+    debtor_id: uuid.UUID
+    channel: str
+    category: ComplaintCategory
+    received_at: AwareDatetime
+    first_response_due: AwareDatetime
+    resolution_due: AwareDatetime
+    campaign_id: uuid.UUID | None = Field(
+        default=None, description="Set when the text matches many other debtors' complaints."
+    )
+
+
+class ComplaintStatusChanged(EventPayload):
+    """A complaint moved (acknowledged, investigating, resolved, ...); `open` says whether it
+    still holds contact."""
+
+    event_type: ClassVar[str] = "complaint.status_changed"
+    event_version: ClassVar[int] = 1
+
+    complaint_id: uuid.UUID
+    case_id: uuid.UUID | None = None
+    debtor_id: uuid.UUID
+    status: str
+    previous_status: str
+    open: bool
+    changed_by: str
+    note: str = Field(default="", max_length=2000)
+    changed_at: AwareDatetime
+
+
+class TranscriptReviewed(EventPayload):
+    """A call transcript or template was checked for prohibited language and call steps."""
+
+    event_type: ClassVar[str] = "transcript.reviewed"
+    event_version: ClassVar[int] = 1
+
+    review_id: uuid.UUID
+    case_id: uuid.UUID | None = None
+    attempt_id: uuid.UUID | None = None
+    kind: str = Field(pattern=r"^(transcript|template)$")
+    ok: bool
+    rule_ids: list[str]
+    hits: list[dict[str, Any]]
+    steps_missing: list[str] = Field(default_factory=list)
+    phrase_list_version: str
+    text_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    reviewed_at: AwareDatetime
+
+
+class CompliancePurged(EventPayload):
+    """Retention removed the content of these log entries (their hashes stay, so the chain
+    and the Merkle tree still verify); the verifier accepts only purges recorded here."""
+
+    event_type: ClassVar[str] = "compliance.purged"
+    event_version: ClassVar[int] = 1
+
+    purge_id: uuid.UUID
+    seq_ranges: list[tuple[int, int]] = Field(description="Inclusive ranges of entries purged.")
+    entries: int = Field(ge=1)
+    retention_days: int
+    retention_days_by_kind: dict[str, int]
+    purged_at: AwareDatetime
+
+
+class QaReviewed(EventPayload):
+    """A supervisor or QA reviewer scored a sampled contact."""
+
+    event_type: ClassVar[str] = "qa.reviewed"
+    event_version: ClassVar[int] = 1
+
+    review_id: uuid.UUID
+    subject: str
+    reviewer_kind: str = Field(pattern=r"^(supervisor|qa)$")
+    reviewer: str
+    period: str
+    score: int = Field(ge=0, le=100)
+    passed: bool
+    findings: list[str]
+    reviewed_at: AwareDatetime
+
+
 PAYLOADS: tuple[type[EventPayload], ...] = (
     CaseOpened,
     CaseUpdated,
@@ -529,6 +662,12 @@ PAYLOADS: tuple[type[EventPayload], ...] = (
     ContactOutcomeRecorded,
     ContactEscalated,
     CheckpointIssued,
+    ViolationDetected,
+    ComplaintOpened,
+    ComplaintStatusChanged,
+    TranscriptReviewed,
+    QaReviewed,
+    CompliancePurged,
 )
 
 REGISTRY: dict[tuple[str, int], type[EventPayload]] = {

@@ -40,6 +40,12 @@ TOPIC_OF: dict[str, str] = {
     "contact.cancelled": CONTACT_EVENTS,
     "contact.policy_changed": CONTACT_EVENTS,
     "compliance.checkpoint": COMPLIANCE_EVENTS,
+    "violation.detected": COMPLIANCE_EVENTS,
+    "complaint.opened": COMPLIANCE_EVENTS,
+    "complaint.status_changed": COMPLIANCE_EVENTS,
+    "transcript.reviewed": COMPLIANCE_EVENTS,
+    "qa.reviewed": COMPLIANCE_EVENTS,
+    "compliance.purged": COMPLIANCE_EVENTS,
 }
 
 

@@ -378,11 +378,13 @@ async def test_an_opt_out_in_cases_withdraws_the_planned_attempt_in_contact(
             json={"opted_out_channels": [channel], "changed_by": "crm", "reason": "asked"},
         )
         assert changed.status_code == 200, changed.text
-        await wait_for(
+        # The attempt on that channel is withdrawn; the case is planned again on another.
+        replanned = await wait_for(
             client,
             f"{stack.url('contact')}/v1/cases/{created['id']}/attempts",
-            ok=lambda b: [a["status"] for a in b["attempts"]] == ["cancelled"],
+            ok=lambda b: [a["status"] for a in b["attempts"]] == ["cancelled", "planned"],
         )
+        assert replanned["attempts"][1]["channel"] != channel
         decision = await client.post(
             f"{stack.url('contact')}/v1/contact/decisions",
             json={
@@ -392,3 +394,61 @@ async def test_an_opt_out_in_cases_withdraws_the_planned_attempt_in_contact(
             },
         )
         assert any(o["rule_id"] == "OPT-OUT" for o in decision.json()["objections"])
+
+
+async def test_compliance_rechecks_contact_and_a_complaint_stops_it(stack: LocalStack) -> None:
+    """A call reported at 23:00 local is found by compliance's own re-check; a complaint taken
+    in compliance holds the case in cases, which withdraws the attempt in contact."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        created = (
+            await client.post(f"{stack.url('cases')}/v1/cases", json=new_case(21, "Asia/Shanghai"))
+        ).json()
+        case_id = created["id"]
+        attempts = await wait_for(
+            client,
+            f"{stack.url('contact')}/v1/cases/{case_id}/attempts",
+            ok=lambda b: [a["status"] for a in b["attempts"]] == ["planned"],
+        )
+        attempt = attempts["attempts"][0]
+        yesterday = date.today() - timedelta(days=1)
+        late = datetime.combine(yesterday, clock(23, 0), tzinfo=ZoneInfo("Asia/Shanghai"))
+        reported = await client.post(
+            f"{stack.url('contact')}/v1/contact/outcomes",
+            json={
+                "outcome_id": str(uuid.uuid4()),
+                "case_id": case_id,
+                "channel": "call",
+                "result": "no_answer",
+                "dialer": "night-dialer",
+                "occurred_at": late.isoformat(),
+            },
+        )
+        assert reported.status_code == 201, reported.text
+        found = await wait_for(
+            client,
+            f"{stack.url('compliance')}/v1/violations?case_id={case_id}",
+            ok=lambda b: any(v["rule_id"] == "CN-HOURS" for v in b["violations"]),
+        )
+        assert {v["severity"] for v in found["violations"]} == {"major"}
+
+        complaint = await client.post(
+            f"{stack.url('compliance')}/v1/complaints",
+            json={
+                "debtor_id": created["debtor"]["id"],
+                "case_id": case_id,
+                "channel": "phone",
+                "category": "harassment",
+                "text": "They called me at eleven at night.",
+                "received_by": "agent-e2e",
+            },
+        )
+        assert complaint.status_code == 201, complaint.text
+        holds_url = f"{stack.url('cases')}/v1/cases/{case_id}/holds"
+        await wait_for(client, holds_url, ok=lambda b: any(h["kind"] == "complaint" for h in b))
+        holds: list[dict[str, Any]] = (await client.get(holds_url)).json()
+        assert [h["placed_by"] for h in holds if h["kind"] == "complaint"] == ["compliance"]
+        await wait_for(
+            client,
+            f"{stack.url('contact')}/v1/attempts/{attempt['id']}",
+            ok=lambda b: b["status"] == "cancelled",
+        )

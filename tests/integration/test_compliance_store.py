@@ -283,3 +283,327 @@ async def test_an_append_rolled_back_in_a_savepoint_is_appended_again_on_retry(
         "tree_size": 3,
         "root_hash": merkle.root([merkle.leaf_hash(bytes(b.body)) for b in bodies]).hex(),
     }
+
+
+# --- the batch append API, and verification by worker processes ---------------------------
+
+
+async def append_batch(app: FastAPI, events: list[Envelope], **kwargs: Any) -> list[int | None]:
+    async with app.state.runtime.sessions() as session, session.begin():
+        return await service.append_events(
+            session, items=[("cases.events", e) for e in events], now=utc_now(), **kwargs
+        )
+
+
+async def stored_bodies(app: FastAPI) -> list[bytes]:
+    async with app.state.runtime.engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT body FROM audit_entries ORDER BY seq"))).all()
+    return [bytes(r.body) for r in rows]
+
+
+async def assert_head_is_the_root_of(client: httpx.AsyncClient, bodies: list[bytes]) -> None:
+    from services.compliance import merkle
+
+    head = (await client.get("/v1/audit/tree-head")).json()
+    assert head == {
+        "tree_size": len(bodies),
+        "root_hash": merkle.root(merkle.leaf_hashes(bodies)).hex(),
+    }
+
+
+async def test_append_events_dedupes_within_a_batch_and_against_the_log(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    events = [event(i) for i in range(12)]
+    assert await append_batch(app, [*events[:6], events[2]]) == [1, 2, 3, 4, 5, 6, None]
+    assert await append_batch(app, events[4:10]) == [None, None, 7, 8, 9, 10]
+    async with app.state.runtime.sessions() as session, session.begin():
+        pending = await service.append_event(
+            session, topic="cases.events", envelope=events[10], now=utc_now()
+        )
+        assert pending is not None
+        assert pending.seq == 11
+        seqs = await service.append_events(
+            session, items=[("t", events[10]), ("t", events[11])], now=utc_now()
+        )
+        assert seqs == [None, 12]
+    assert await append_batch(app, []) == []
+    verify = (await client.get("/v1/audit/verify")).json()
+    assert (verify["ok"], verify["entries_checked"]) == (True, 12)
+    await assert_head_is_the_root_of(client, await stored_bodies(app))
+
+
+async def test_append_events_stores_exactly_what_append_event_stores(
+    app: FastAPI, make_database: DatabaseFactory
+) -> None:
+    """The same events at the same instant, one by one on one log and in batches of three on
+    another: every stored byte of entries, nodes and head is the same, and each body is the
+    reference canonical_entry."""
+    import asyncio
+
+    from services.compliance import domain
+    from shared.db import create_engine, session_factory
+
+    now = utc_now()
+    events = [
+        Envelope(
+            type="case.opened",
+            version=1,
+            producer="cases",
+            key=f"case-{i}",
+            correlation_id="c",
+            causation_id=None if i % 2 else f"cause-{i}",
+            payload={
+                "n": i,
+                "debtor": {"name": "王小明", "phone": "+86 138", "risk_features": {"age": 40}},
+                "note": 'quote " backslash \\ newline \n tab \t é 😀',
+                "amounts": [1.5, None, True, {"email": "a@b.c"}],
+            },
+        )
+        for i in range(10)
+    ]
+    async with app.state.runtime.sessions() as session, session.begin():
+        for e in events:
+            await service.append_event(
+                session, topic="cases.events", envelope=e, now=now, pii_key=b"key"
+            )
+    # Both create the database with asyncio.run: not on this test's loop.
+    database = await asyncio.to_thread(make_database, "compliance_batch")
+    other_url = await asyncio.to_thread(migrate_service, "compliance", database)
+    other = create_engine(other_url)
+    try:
+        for at in range(0, 10, 3):
+            async with session_factory(other)() as session, session.begin():
+                await service.append_events(
+                    session,
+                    items=[("cases.events", e) for e in events[at : at + 3]],
+                    now=now,
+                    pii_key=b"key",
+                )
+        tables = {
+            "audit_entries": "seq",
+            "merkle_nodes": "level, idx",
+            "chain_head": "id",
+        }
+        for table, order in tables.items():
+            query = sa.text(f"SELECT * FROM {table} ORDER BY {order}")
+            async with app.state.runtime.engine.connect() as conn:
+                one_by_one = [tuple(r) for r in (await conn.execute(query)).all()]
+            async with other.connect() as conn:
+                batched = [tuple(r) for r in (await conn.execute(query)).all()]
+            assert batched == one_by_one, table
+            assert one_by_one
+    finally:
+        await other.dispose()
+    for seq, (e, body) in enumerate(zip(events, await stored_bodies(app), strict=True), 1):
+        assert body == domain.canonical_entry(
+            seq=seq,
+            topic="cases.events",
+            recorded_at=now.isoformat(),
+            envelope=domain.protect_personal_data(e.model_dump(mode="json"), key=b"key"),
+        )
+        assert "王小明".encode() not in body
+
+
+async def test_append_events_rolled_back_in_a_savepoint_are_appended_again_on_retry(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    a, b, c, d = (event(i) for i in range(4))
+    async with app.state.runtime.sessions() as session, session.begin():
+        assert await service.append_events(session, items=[("t", a)], now=utc_now()) == [1]
+        savepoint = await session.begin_nested()
+        assert await service.append_events(session, items=[("t", b), ("t", c)], now=utc_now())
+        await savepoint.rollback()
+        async with session.begin_nested():
+            seqs = await service.append_events(session, items=[("t", b), ("t", c)], now=utc_now())
+            assert seqs == [2, 3]
+        # Rows of append_event wait for a flush: a savepoint rolled back drops them too.
+        savepoint = await session.begin_nested()
+        assert await service.append_event(session, topic="t", envelope=d, now=utc_now())
+        await savepoint.rollback()
+        seqs = await service.append_events(session, items=[("t", c), ("t", d)], now=utc_now())
+        assert seqs == [None, 4]
+    entries = (await client.get("/v1/audit/entries", params={"limit": 10})).json()["entries"]
+    assert [e["event_id"] for e in entries] == [str(x.event_id) for x in (a, b, c, d)]
+    assert (await client.get("/v1/audit/verify")).json()["ok"] is True
+    await assert_head_is_the_root_of(client, await stored_bodies(app))
+
+
+#: Two parts of whole 4096-entry blocks and a partial one: worker processes get real seams.
+BIG = 2 * 4096 + 37
+
+
+@pytest.mark.parametrize(
+    ("tamper", "broken_at"),
+    [
+        (None, None),
+        ("UPDATE audit_entries SET prev_hash = entry_hash WHERE seq = 4097", 4097),
+        ("DELETE FROM audit_entries WHERE seq = 4097", 4097),
+        ("UPDATE audit_entries SET event_type = 'case.closed' WHERE seq = 4096", 4096),
+        ("UPDATE audit_entries SET topic = 'other.events' WHERE seq = 8229", 8229),
+        ("UPDATE audit_entries SET body = REPLACE(body, '\"n\":7', '\"n\":8') WHERE seq = 8", 8),
+    ],
+    ids=["intact", "prev-on-seam", "delete-on-seam", "column-before-seam", "column-last", "body"],
+)
+async def test_verification_in_worker_processes_gives_the_verdict_of_one_pass(
+    app: FastAPI,
+    backend: str,
+    tamper: str | None,
+    broken_at: int | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    in_processes = service._verify_in_processes
+    parts_verified: list[int] = []
+
+    async def spy(*args: Any, **kwargs: Any) -> list[Any]:
+        parts = await in_processes(*args, **kwargs)
+        parts_verified.append(len(parts))
+        return parts
+
+    monkeypatch.setattr(service, "_verify_in_processes", spy)
+    for at in range(0, BIG, 2000):
+        await append_batch(app, [event(i) for i in range(at, min(at + 2000, BIG))])
+    if tamper is not None:
+        async with app.state.runtime.engine.begin() as conn:
+            if "REPLACE" in tamper:  # bytes, not text, on either database
+                row = await conn.execute(sa.text("SELECT body FROM audit_entries WHERE seq = 8"))
+                body = bytes(row.scalar_one()).replace(b'"n":7', b'"n":8')
+                await conn.execute(
+                    sa.text("UPDATE audit_entries SET body = :b WHERE seq = 8"), {"b": body}
+                )
+            else:
+                await conn.execute(sa.text(tamper))
+    verdicts = []
+    for workers in (2, 1):  # on PostgreSQL both run in this process
+        async with app.state.runtime.sessions() as session, session.begin():
+            verdicts.append(await service.verify_chain(session, chunk_size=1000, workers=workers))
+    assert parts_verified == ([2] if backend == "sqlite" else [])
+    assert verdicts[0] == verdicts[1]
+    assert verdicts[0].first_broken_seq == broken_at, verdicts[0]
+    assert verdicts[0].ok is (tamper is None)
+    if tamper is None:
+        assert verdicts[0].entries_checked == BIG
+
+
+async def test_verification_checks_the_tree_against_stored_nodes_and_the_checkpoint(
+    app: FastAPI,
+) -> None:
+    from services.compliance import domain, merkle
+
+    async def verdict() -> Any:
+        async with app.state.runtime.sessions() as session, session.begin():
+            return await service.verify_chain(session, chunk_size=5)
+
+    await append(app, [event(i) for i in range(13)])
+    async with app.state.runtime.sessions() as session, session.begin():
+        assert await service.issue_checkpoint(
+            session, seed_hex="11" * 32, now=utc_now(), correlation_id="c"
+        )
+    assert (await verdict()).ok
+    engine = app.state.runtime.engine
+    # 13 = 8 + 4 + 1: the head is folded from nodes (3, 0), (2, 2) and (0, 12).
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text("UPDATE merkle_nodes SET hash = :h WHERE level = 2 AND idx = 2"),
+            {"h": bytes(32)},
+        )
+    result = await verdict()
+    assert (result.ok, result.first_broken_seq) == (False, 9)
+    assert "entries 9..12" in (result.problem or "")
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("DELETE FROM merkle_nodes WHERE level = 2 AND idx = 2"))
+    result = await verdict()
+    assert not result.ok
+    assert "missing" in (result.problem or "")
+
+    # Rewrite the whole log from entry 2 on, consistently: chain, head and every stored node.
+    # Only the signed checkpoint can tell.
+    async with engine.begin() as conn:
+        rows = (
+            await conn.execute(sa.text("SELECT seq, body FROM audit_entries ORDER BY seq"))
+        ).all()
+        bodies = [bytes(r.body) for r in rows]
+        bodies[1] = bodies[1].replace(b'"n":1', b'"n":9')
+        prev = domain.GENESIS_HASH
+        for seq, body in enumerate(bodies, 1):
+            digest = domain.chain_hash(prev_hash=prev, entry=body)
+            await conn.execute(
+                sa.text(
+                    "UPDATE audit_entries SET body = :b, prev_hash = :p, entry_hash = :h "
+                    "WHERE seq = :s"
+                ),
+                {"b": body, "p": prev, "h": digest, "s": seq},
+            )
+            prev = digest
+        await conn.execute(sa.text("UPDATE chain_head SET entry_hash = :h"), {"h": prev})
+        await conn.execute(sa.text("DELETE FROM merkle_nodes"))
+        nodes, _ = merkle.nodes_appended(0, merkle.leaf_hashes(bodies), [])
+        await conn.execute(
+            sa.text("INSERT INTO merkle_nodes (level, idx, hash) VALUES (:l, :i, :h)"),
+            [{"l": level, "i": idx, "h": value} for level, idx, value in nodes],
+        )
+    result = await verdict()
+    assert (result.ok, result.entries_checked, result.first_broken_seq) == (False, 13, None)
+    assert "checkpoint" in (result.problem or "")
+
+
+def test_the_file_verifier_in_worker_processes_gives_the_verdict_of_one_pass(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export of two whole blocks and a bit, verified in parts by processes and in one
+    pass: the same problems, intact or with an entry edited on the seam."""
+    import json
+
+    from services.compliance import cli, domain, merkle, signing
+
+    monkeypatch.setattr(cli, "PARALLEL_MIN_ENTRIES", 0)
+    prev = domain.GENESIS_HASH
+    lines = []
+    bodies = []
+    for seq in range(1, BIG + 1):
+        envelope = event(seq).model_dump(mode="json")
+        body = domain.canonical_entry(seq=seq, topic="t", recorded_at="r", envelope=envelope)
+        digest = domain.chain_hash(prev_hash=prev, entry=body)
+        entry = {
+            "seq": seq,
+            "event_id": envelope["event_id"],
+            "topic": "t",
+            "event_type": envelope["type"],
+            "body": body.decode(),
+            "prev_hash": prev,
+            "entry_hash": digest,
+        }
+        lines.append(json.dumps(entry, ensure_ascii=False))
+        bodies.append(body)
+        prev = digest
+    key = signing.private_key("22" * 32)
+    checkpoints = []
+    for size in (5000, BIG):
+        root = merkle.root(merkle.leaf_hashes(bodies[:size])).hex()
+        issued = utc_now()
+        message = signing.checkpoint_message(tree_size=size, root_hash=root, issued_at=issued)
+        checkpoints.append(
+            {
+                "tree_size": size,
+                "root_hash": root,
+                "issued_at": issued.isoformat(),
+                "key_id": "k",
+                "public_key": signing.public_key_hex(key),
+                "signature": signing.sign(key, message),
+            }
+        )
+    (tmp_path / "checkpoints.json").write_text(json.dumps(checkpoints))
+    (tmp_path / "entries.jsonl").write_text("\n".join(lines) + "\n")
+    assert cli._part_offsets(tmp_path / "entries.jsonl", parts=2)[0][1][0] == 4097
+    assert cli.verify_directory(tmp_path, workers=2) == []
+    forged = json.loads(lines[4096])
+    forged["body"] = forged["body"].replace('"n":4097', '"n":4098')
+    lines[4096] = json.dumps(forged, ensure_ascii=False)
+    (tmp_path / "entries.jsonl").write_text("\n".join(lines) + "\n")
+    problems = cli.verify_directory(tmp_path, workers=2)
+    assert problems == cli.verify_directory(tmp_path, workers=1)
+    assert problems == [
+        "chain broken at entry 4097: entry_hash does not match the entry's content",
+        "checkpoint of size 5000: entries do not hash to its root",
+        f"checkpoint of size {BIG}: entries do not hash to its root",
+    ]

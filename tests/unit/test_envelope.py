@@ -129,6 +129,12 @@ def test_published_schemas_are_up_to_date() -> None:
         "compliance.checkpoint",
         "case.hold_placed",
         "case.hold_released",
+        "violation.detected",
+        "complaint.opened",
+        "complaint.status_changed",
+        "transcript.reviewed",
+        "qa.reviewed",
+        "compliance.purged",
     }
     planned = json.loads(render()["contact.planned.v1.json"])
     assert "planned_at" in planned["required"]

@@ -3,6 +3,8 @@ inclusion/consistency proofs checked by the RFC 9162 verification algorithms."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from services.compliance import merkle
@@ -175,3 +177,69 @@ def test_stored_node_proofs_verify() -> None:
         second_root=head,
         proof=merkle.consistency_path(read, 13, 37),
     )
+
+
+# --- many hashes at once, batches of appends, and trees folded in parts -------------------
+
+
+def test_batch_hashing_matches_one_at_a_time() -> None:
+    entries = [f"entry {i}".encode() for i in range(9)]
+    assert merkle.leaf_hashes(entries) == [leaf_hash(e) for e in entries]
+    nodes = many(9)
+    assert merkle.parent_level(nodes) == [
+        merkle.node_hash(nodes[i], nodes[i + 1]) for i in range(0, 8, 2)
+    ]
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 5, 8, 13, 64, 100])
+def test_the_frontier_is_the_perfect_subtrees_of_the_first_leaves(size: int) -> None:
+    frontier = merkle.frontier(size)
+    covered = [i for level, index in frontier for i in range(index << level, (index + 1) << level)]
+    assert covered == list(range(size))
+    assert [level for level, _ in frontier] == sorted({lv for lv, _ in frontier}, reverse=True)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 7, 16, 70])
+def test_appending_in_batches_stores_the_nodes_of_appending_one_by_one(batch: int) -> None:
+    leaves, expected = stored_tree(70)
+    stored: dict[tuple[int, int], bytes] = {}
+    frontier: list[bytes] = []
+    for start in range(0, 70, batch):
+        assert frontier == [stored[key] for key in merkle.frontier(start)]
+        nodes, frontier = merkle.nodes_appended(start, leaves[start : start + batch], frontier)
+        for level, index, value in nodes:
+            assert (level, index) not in stored  # each node is written once
+            stored[(level, index)] = value
+    assert stored == expected
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 9, 16, 17, 31, 33, 64, 70])
+@pytest.mark.parametrize("cuts", [(0,), (0, 8), (0, 4, 12), (0, 16, 32, 48)])
+def test_a_tree_folded_in_parts_gives_every_root_and_node(size: int, cuts: tuple[int, ...]) -> None:
+    leaves, stored = stored_tree(size)
+    wanted: set[tuple[int, int]] = set().union(
+        *(
+            merkle.nodes_read(partial(merkle.range_root, start=0, size=s))
+            for s in range(1, size + 1)
+        )
+    )
+    roots: list[bytes] = []
+    found: dict[tuple[int, int], bytes] = {}
+    starts = [cut for cut in cuts if cut < size] or [0]
+    for start, end in zip(starts, [*starts[1:], size], strict=True):
+        part = merkle.PerfectNodes(start=start, block_level=2, wanted=wanted)
+        for at in range(start, end, 3):  # fed in uneven pieces
+            part.add(leaves[at : min(at + 3, end)])
+        part.finish()
+        roots.extend(part.block_roots)
+        found.update(part.nodes)
+    read = merkle.combined_reader(block_level=2, block_roots=roots, nodes=found)
+    for s in range(1, size + 1):
+        assert merkle.range_root(read, 0, s) == merkle.root(leaves[:s])
+    for level, index in wanted:
+        assert read(level, index) == stored[(level, index)]
+
+
+def test_a_misaligned_part_is_refused() -> None:
+    with pytest.raises(ValueError, match="multiple"):
+        merkle.PerfectNodes(start=6, block_level=2)
