@@ -3,6 +3,9 @@ what the independent re-check needs is learned from it in the same transaction."
 
 from __future__ import annotations
 
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.compliance import service
@@ -11,6 +14,7 @@ from shared.contracts import CheckpointIssued, utc_now
 from shared.contracts.topics import MAIN_TOPICS
 
 TOPICS: tuple[str, ...] = MAIN_TOPICS
+log = logging.getLogger(__name__)
 
 
 def make_handlers(
@@ -31,9 +35,22 @@ def make_handlers(
             now=now,
             pii_key=pii_key,
         )
-        if entry is not None:
-            await service.observe(
-                session, envelope=message.envelope, seq=entry.seq, now=now, config=config
+        if entry is None:
+            return
+        try:
+            # The log must not depend on the re-check: a fault in judging the event rolls
+            # back only what the judging wrote (a savepoint); the entry stays appended.
+            async with session.begin_nested():
+                await service.observe(
+                    session, envelope=message.envelope, seq=entry.seq, now=now, config=config
+                )
+        except SQLAlchemyError:
+            raise  # the database itself failed: retry the whole message
+        except Exception:
+            log.exception(
+                "re-check of %s %s failed; the event is logged, not judged",
+                message.envelope.type,
+                message.envelope.event_id,
             )
 
     return {ANY_EVENT: on_any_event}

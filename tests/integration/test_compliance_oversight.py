@@ -613,3 +613,25 @@ async def test_retention_purges_content_keeps_hashes_and_proofs(
     broken = (await client.get("/v1/audit/verify")).json()
     assert (broken["ok"], broken["first_broken_seq"]) == (False, seq)
     assert "no logged purge" in broken["problem"]
+
+
+async def test_a_fault_in_the_recheck_never_costs_the_log_its_entry(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from services.compliance import service
+
+    feed = Feed(app)
+    case = opened()
+    await feed.send(case, key=case.case_id)
+
+    async def broken(*_args: object, **_kwargs: object) -> int:
+        raise RuntimeError("a bug in the re-check")
+
+    monkeypatch.setattr(service, "observe", broken)
+    await feed.send(outcome(case, local(23)), key=case.case_id)
+    assert await count_rows(app.state.runtime.engine, "audit_entries") == 2
+    assert "failed; the event is logged, not judged" in caplog.text
+    assert (await client.get("/v1/audit/verify")).json()["ok"] is True
