@@ -13,6 +13,7 @@ from services.cases import domain, importer, service
 from services.cases.api import router
 from services.cases.handlers import TOPICS, make_handlers
 from services.cases.settings import CasesSettings
+from shared import crypto
 from shared.contracts import utc_now
 from shared.runtime import ServiceRuntime, build_service_app
 
@@ -31,6 +32,8 @@ def policy_from(settings: CasesSettings) -> service.Policy:
 def create_app(settings: CasesSettings | None = None) -> FastAPI:
     """The cases API with its consumer of scores and outcomes, its daily run and its relay."""
     settings = settings or CasesSettings()
+    # Personal fields are encrypted with this keyring by the column types (shared/crypto.py).
+    crypto.configure(settings.field_cipher())
     policy = policy_from(settings)
     app: FastAPI
 

@@ -1,4 +1,5 @@
-"""Cases' own command: `import FILE` (bulk import with a progress bar and a rejects file)."""
+"""Cases' own commands: `import FILE` (bulk import with a progress bar and a rejects file) and
+`rotate-keys` (re-encrypt personal fields under the active key id)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
-from services.cases import importer
+from services.cases import encryption, importer
 from services.cases.settings import CasesSettings
+from shared import crypto
 from shared.contracts import utc_now
+from shared.crypto import FieldCipher
 from shared.db import create_engine, session_factory
 from shared.migrate import upgrade
 
@@ -39,6 +43,7 @@ def import_command(argv: list[str]) -> int:
         print(f"error: no file {args.file}", file=sys.stderr)
         return 2
     settings = CasesSettings()
+    crypto.configure(settings.field_cipher())
     upgrade(migrations_dir=Path(__file__).parent / "migrations", url=settings.database_url)
     rejects_path = args.rejects or args.file.with_name(args.file.name + ".rejects.csv")
     size = args.file.stat().st_size
@@ -87,3 +92,44 @@ def import_command(argv: list[str]) -> int:
         + f"; peak memory {peak_mb:.0f} MB"
     )
     return 0 if totals.rejected == 0 else 1
+
+
+def rotate_keys_command(argv: list[str]) -> int:
+    """python -m services.cases rotate-keys [--batch N]"""
+    parser = argparse.ArgumentParser(
+        prog="python -m services.cases rotate-keys",
+        description="Re-encrypt every encrypted personal field under the active key id "
+        "(CASES_FIELD_KEY_ID), one batch per transaction; values already under it are left "
+        "alone. Keep the old keys in CASES_FIELD_KEYS until this has finished.",
+    )
+    parser.add_argument("--batch", type=int, default=500, help="rows per transaction")
+    args = parser.parse_args(argv)
+    if args.batch < 1:
+        parser.error("--batch must be at least 1")
+    settings = CasesSettings()
+    upgrade(migrations_dir=Path(__file__).parent / "migrations", url=settings.database_url)
+    progress = asyncio.run(rotate_keys(settings.database_url, settings.field_cipher(), args.batch))
+    for table in progress.scanned:
+        print(
+            f"{table}: {progress.rewritten[table]} of {progress.scanned[table]} rows re-encrypted "
+            f"under key id {settings.field_key_id}"
+        )
+    return 0
+
+
+async def rotate_keys(url: str, cipher: FieldCipher, batch: int = 500) -> encryption.Progress:
+    """Re-encrypt every stale value under `cipher`'s active key, `batch` rows a transaction."""
+    engine = create_engine(url)
+    progress = encryption.Progress()
+    try:
+        for table, step in encryption.STEPS.items():
+            after: Any = None
+            while True:
+                async with engine.begin() as conn:
+                    after, scanned, rewritten = await conn.run_sync(step, cipher, after, batch)
+                progress.add(table, scanned, rewritten)
+                if scanned < batch:
+                    break
+    finally:
+        await engine.dispose()
+    return progress

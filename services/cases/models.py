@@ -10,9 +10,25 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared import crypto
+from shared.crypto import EncryptedJSON, EncryptedString, SealedPathsJSON
 from shared.db import BigIntPK, MoneyMinorUnits, UtcDateTime
 
 Money = MoneyMinorUnits()
+
+
+def _cipher_from_settings() -> crypto.FieldCipher:
+    from services.cases.settings import CasesSettings
+
+    return CasesSettings().field_cipher()
+
+
+# Tools that open the database without the app (import command, migrations, benchmarks) get
+# the keyring from the same CASES_ settings; the app configures it explicitly at start-up.
+crypto.set_loader(_cipher_from_settings)
+
+#: Where a case snapshot (timeline, idempotent replay) holds the debtor's personal data.
+PERSONAL_SNAPSHOT_PATHS = ("debtor.contact_points", "debtor.addresses")
 
 
 class Base(DeclarativeBase):
@@ -26,14 +42,24 @@ class Debtor(Base):
     external_ref: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     kind: Mapped[str] = mapped_column(sa.String(16), default="person")
     name: Mapped[str] = mapped_column(sa.String(200))
-    national_id: Mapped[str | None] = mapped_column(sa.String(64))
-    phone: Mapped[str | None] = mapped_column(sa.String(32))
+    # Personal data is encrypted at rest (shared/crypto.py); the *_index columns hold keyed
+    # blind indexes (HMAC of the normalised value) so a debtor can be found by them.
+    national_id: Mapped[str | None] = mapped_column(
+        EncryptedString(255, context="debtors.national_id")
+    )
+    national_id_index: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    phone: Mapped[str | None] = mapped_column(EncryptedString(255, context="debtors.phone"))
+    phone_index: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     time_zone: Mapped[str] = mapped_column(sa.String(64))
     language: Mapped[str | None] = mapped_column(sa.String(16))
     region: Mapped[str | None] = mapped_column(sa.String(64))
     # Phones/e-mails with type and consent, and postal addresses: read and written whole.
-    contact_points: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
-    addresses: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
+    contact_points: Mapped[list[Any]] = mapped_column(
+        EncryptedJSON(context="debtors.contact_points"), default=list
+    )
+    addresses: Mapped[list[Any]] = mapped_column(
+        EncryptedJSON(context="debtors.addresses"), default=list
+    )
     # Channel opt-outs and separate consents ("agency:<name>", "third_party:<id>").
     opted_out_channels: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
     consents: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
@@ -238,7 +264,9 @@ class TimelineEntry(Base):
     actor: Mapped[str] = mapped_column(sa.String(200))
     summary: Mapped[str] = mapped_column(sa.String(500))
     data: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
-    snapshot: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(
+        SealedPathsJSON(context="timeline.snapshot", paths=PERSONAL_SNAPSHOT_PATHS)
+    )
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
@@ -270,5 +298,7 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(sa.String(64))
     status_code: Mapped[int] = mapped_column(sa.Integer)
-    response: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    response: Mapped[dict[str, Any]] = mapped_column(
+        SealedPathsJSON(context="idempotency_keys.response", paths=PERSONAL_SNAPSHOT_PATHS)
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -66,6 +66,7 @@ from services.cases.schemas import (
     Timeline,
     TimelineEntryOut,
 )
+from shared import crypto
 from shared.contracts import (
     CaseAssigned,
     CaseClosed,
@@ -495,13 +496,18 @@ def debtor_row(command: CaseCreate, *, now: datetime) -> dict[str, Any]:
     """Every column of a new debtor (the first phone contact point doubles as `phone`)."""
     d = command.debtor
     phone = d.phone or next((p.value for p in d.contact_points if p.kind == "phone"), None)
+    cipher = crypto.current()
     return {
         "id": uuid.uuid4(),
         "external_ref": d.external_ref,
         "kind": d.kind.value,
         "name": d.name,
         "national_id": d.national_id,
+        "national_id_index": (
+            cipher.blind_index(d.national_id, kind="national_id") if d.national_id else None
+        ),
         "phone": phone,
+        "phone_index": cipher.blind_index(phone, kind="phone") if phone else None,
         "time_zone": d.time_zone,
         "language": d.language,
         "region": d.region,
@@ -674,6 +680,25 @@ async def _find_or_create_debtor(
 
 
 # --- debtors ----------------------------------------------------------------------------------
+
+
+async def find_debtor_ids(
+    session: AsyncSession, *, national_id: str | None = None, phone: str | None = None
+) -> list[uuid.UUID]:
+    """Debtors with this national id and/or phone, found by their blind indexes (the values
+    themselves are encrypted and cannot be compared in SQL)."""
+    cipher = crypto.current()
+    where = []
+    if national_id is not None:
+        where.append(
+            Debtor.national_id_index == cipher.blind_index(national_id, kind="national_id")
+        )
+    if phone is not None:
+        where.append(Debtor.phone_index == cipher.blind_index(phone, kind="phone"))
+    if not where:
+        raise ValueError("give a national id or a phone")
+    found = await session.scalars(sa.select(Debtor.id).where(*where).order_by(Debtor.created_at))
+    return list(found)
 
 
 async def get_debtor(session: AsyncSession, *, debtor_id: uuid.UUID) -> DebtorOut:

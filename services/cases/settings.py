@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.cases import domain
+from shared.crypto import FieldCipher, KeyConfigError
 from shared.settings import ServiceSettings
+
+# Demo keys for the embedded `make run` and the tests only: anyone can read them here.
+DEMO_FIELD_KEY_ID = "demo1"
+DEMO_FIELD_KEY = "5c0e7a6d3b1f48e2a9d4c7b6e5f8a1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f708"
+DEMO_INDEX_KEY = "b1d2e3f4a5c6b7a8d9e0f1c2b3a4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2"
 
 
 class CasesSettings(ServiceSettings):
@@ -27,9 +33,37 @@ class CasesSettings(ServiceSettings):
     )
     max_import_bytes: int = Field(default=2 * 1024**3, ge=1024, description="Upload size cap.")
     import_dir: str = Field(default="var/imports", description="Where uploads are spooled.")
+    # Field encryption of phones, e-mails, national ids and addresses (AES-256-GCM). Keys are
+    # 32 bytes, as 64 hex digits or base64, by key id; new values are written under
+    # `field_key_id`, every key in the ring still decrypts (rotate with
+    # `python -m services.cases rotate-keys`, then drop the old key). `index_key` keys the
+    # blind indexes that make encrypted values searchable; changing it means re-indexing.
+    # Set secrets in production (CASES_FIELD_KEYS='{"k2": "..."}', CASES_FIELD_KEY_ID,
+    # CASES_INDEX_KEY); the defaults only suit the embedded demo.
+    field_keys: dict[str, SecretStr] = Field(
+        default_factory=lambda: {DEMO_FIELD_KEY_ID: SecretStr(DEMO_FIELD_KEY)}
+    )
+    field_key_id: str = DEMO_FIELD_KEY_ID
+    index_key: SecretStr = SecretStr(DEMO_INDEX_KEY)
 
     @field_validator("dpd_buckets")
     @classmethod
     def _valid_buckets(cls, value: str) -> str:
         domain.parse_buckets(value)
         return value
+
+    @model_validator(mode="after")
+    def _valid_keyring(self) -> CasesSettings:
+        try:
+            self.field_cipher()
+        except KeyConfigError as exc:
+            raise ValueError(f"field encryption: {exc}") from None
+        return self
+
+    def field_cipher(self) -> FieldCipher:
+        """The field cipher these settings describe (fails on a bad keyring)."""
+        return FieldCipher(
+            keys={kid: key.get_secret_value() for kid, key in self.field_keys.items()},
+            active_key_id=self.field_key_id,
+            index_key=self.index_key.get_secret_value(),
+        )
