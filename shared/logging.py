@@ -1,10 +1,12 @@
-"""JSON structured logging with the current correlation id on every line."""
+"""JSON structured logging with the current correlation id on every line, and personal data
+(phone numbers, national ids, e-mail addresses) masked in whatever a line says."""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +18,31 @@ correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+# A Chinese resident id (17 digits and a digit or X), then phone numbers: 11 digits starting
+# 1[3-9] (Chinese mobile) or 8-15 digits after a "+" (E.164), neither inside a longer token
+# (so ids, offsets and timestamps are left alone).
+_NATIONAL_ID = re.compile(r"(?<![\w.])(\d{6})\d{8}(\d{3}[\dXx])(?!\w|\.\d)")
+_PHONE = re.compile(r"(?<![\w.+])(\+?\d{0,4}[ -]?)?(1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?!\w|\.\d)")
+_E164 = re.compile(r"(?<![\w.])\+(\d{1,3})[\d -]{4,12}(\d{4})(?!\w|\.\d)")
+_EMAIL = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
+
+
+def mask_personal_data(text: str) -> str:
+    """`text` with phone numbers, national ids and e-mail addresses masked the way collectors
+    see them on screen (`138****5678`, `110101********123X`, `l***@example.com`)."""
+    text = _NATIONAL_ID.sub(lambda m: f"{m[1]}********{m[2]}", text)
+    text = _PHONE.sub(lambda m: f"{m[1] or ''}{m[2]}****{m[3]}", text)
+    text = _E164.sub(lambda m: f"+{m[1]}****{m[2]}", text)
+    return _EMAIL.sub(lambda m: f"{m[1]}***@{m[2]}", text)
+
+
+class MaskingFormatter(logging.Formatter):
+    """A plain-text formatter that masks personal data like the JSON one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_personal_data(super().format(record))
 
 
 @contextmanager
@@ -51,7 +78,8 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        # Masked after serialising, so extras, messages and tracebacks are all covered.
+        return mask_personal_data(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 def configure_logging(*, service: str, level: str = "INFO", json_lines: bool = True) -> None:
@@ -60,7 +88,7 @@ def configure_logging(*, service: str, level: str = "INFO", json_lines: bool = T
     if json_lines:
         handler.setFormatter(JsonFormatter(service))
     else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(message)s"))
+        handler.setFormatter(MaskingFormatter(f"%(asctime)s {service} %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

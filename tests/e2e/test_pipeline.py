@@ -455,3 +455,33 @@ async def test_compliance_rechecks_contact_and_a_complaint_stops_it(stack: Local
             f"{stack.url('contact')}/v1/attempts/{attempt['id']}",
             ok=lambda b: b["status"] == "cancelled",
         )
+
+
+async def test_no_log_line_of_the_run_holds_a_clear_phone_id_or_email(stack: LocalStack) -> None:
+    """Runs after the others in this module: every service's log of the whole run, plus this
+    case's own traffic (a good request and a refused one that echoes the values back)."""
+    national_id, phone, email = "11010119900307123X", "+8613812345678", "li.wei@example.com"
+    body = new_case(31, "Asia/Shanghai")
+    body["debtor"] |= {
+        "national_id": national_id,
+        "phone": phone,
+        "contact_points": [{"kind": "email", "value": email, "consent": True}],
+    }
+    async with httpx.AsyncClient(timeout=10) as client:
+        created = await client.post(f"{stack.url('cases')}/v1/cases", json=body)
+        assert created.status_code == 201, created.text
+        refused = await client.post(
+            f"{stack.url('cases')}/v1/cases", json={**body, "currency": "XYZ"}
+        )
+        assert refused.status_code == 422
+        await wait_for(
+            client,
+            f"{stack.url('contact')}/v1/cases/{created.json()['id']}/attempts",
+            ok=lambda b: len(b["attempts"]) == 1,
+        )
+    logs = sorted(stack.workdir.rglob("*.log"))
+    assert len(logs) >= 4, logs  # the four services (and the broker)
+    for path in logs:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for value in (national_id, phone, phone[3:], email):
+            assert value not in text, f"{value} in clear in {path.name}"
