@@ -361,17 +361,25 @@ class DailyCapRule(Rule):
             return None
         cap = min(self.cap, ctx.policy.caps.get(self.rule_id, self.cap))
         day = ctx.day(at)
-        # Compare instants with the day's bounds: no per-attempt time-zone arithmetic.
-        start, end = ctx.day_start(day), ctx.day_start(day + 1)
-        channel, connected_only = self.channel, self.connected_only
-        used = 0
-        for a in ctx.state.history:
-            if a.channel is channel and start <= a.at < end and (a.connected or not connected_only):
-                used += 1
+        key = f"{self.rule_id}:{day}"
+        used = ctx.memo.get(key)
+        if used is None:
+            # Compare instants with the day's bounds: no per-attempt time-zone arithmetic.
+            start, end = ctx.day_start(day), ctx.day_start(day + 1)
+            channel, connected_only = self.channel, self.connected_only
+            used = 0
+            for a in ctx.state.history:
+                if (
+                    a.channel is channel
+                    and start <= a.at < end
+                    and (a.connected or not connected_only)
+                ):
+                    used += 1
+            ctx.memo[key] = used
         if used < cap:
             return None
         kind = f"connected {self.channel}" if self.connected_only else str(self.channel)
-        return self.objection(f"{used} {kind}(s) today; cap {cap}", end)
+        return self.objection(f"{used} {kind}(s) today; cap {cap}", ctx.day_start(day + 1))
 
 
 @dataclass
