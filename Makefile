@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint types bench install clean schemas unit e2e
+.PHONY: run test check lint types bench install clean schemas unit e2e fault
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -30,6 +30,9 @@ unit: $(STAMP)
 
 e2e: $(STAMP)
 	$(PY) -m pytest -m e2e
+
+fault: $(STAMP)  ## the tests that kill things: broker and services killed mid-stream, poison, DLQ re-drive
+	$(PY) -m pytest -k "killing or poison or redriven" tests/e2e tests/integration/test_dlq_redrive.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -74,6 +74,18 @@ class Delivery:
     outcome: str  # processed | duplicate | dead_lettered | ignored
 
 
+#: Header naming the consumer a message is re-driven for (see shared/dlq.py).
+REDRIVE_HEADER = "dlq_redrive_for"
+
+
+def redriven_for(record: ConsumerRecord[bytes, bytes]) -> str | None:
+    """The consumer a re-driven message is meant for, or None for an ordinary message."""
+    for key, value in record.headers or ():
+        if key == REDRIVE_HEADER:
+            return bytes(value).decode(errors="replace")
+    return None
+
+
 def message_id_of(record: ConsumerRecord[bytes, bytes]) -> tuple[str, Envelope | None]:
     """The dedupe id: the envelope's event id, or the record's coordinates if undecodable."""
     try:
@@ -178,6 +190,15 @@ class MessageProcessor:
                 inbox.c.consumer == self.consumer_name, inbox.c.message_id == message_id
             )
         )
+        if seen == "dead_lettered" and redriven_for(record) == self.consumer_name:
+            # Re-driven from the DLQ after a fix (`python -m shared.dlq redrive`): this
+            # consumer tries it again; every other consumer still sees a duplicate.
+            await session.execute(
+                sa.delete(inbox).where(
+                    inbox.c.consumer == self.consumer_name, inbox.c.message_id == message_id
+                )
+            )
+            seen = None
         if seen is not None:
             return Delivery(message_id, "duplicate")
         if envelope is None:
