@@ -58,6 +58,13 @@ class NotFound(DomainError):
     problem_type = "https://qingshou.dev/problems/not-found"
 
 
+class Invalid(DomainError):
+    """A request well-formed but not acceptable (a date in the future, an empty period)."""
+
+    status = 422
+    problem_type = "https://qingshou.dev/problems/validation"
+
+
 class Conflict(DomainError):
     status = 409
     problem_type = "https://qingshou.dev/problems/conflict"

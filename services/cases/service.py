@@ -92,16 +92,11 @@ from shared.contracts import (
     canonical_json,
 )
 from shared.contracts.topics import CASES_EVENTS
-from shared.http import Conflict, DomainError, NotFound
+from shared.http import Conflict, DomainError, Invalid, NotFound
 from shared.outbox import enqueue_event
 
 PRODUCER = "cases"
 SYSTEM = "system:cases"
-
-
-class Invalid(DomainError):
-    status = 422
-    problem_type = "https://qingshou.dev/problems/validation"
 
 
 class IdempotencyKeyReused(DomainError):

@@ -22,23 +22,9 @@ from shared.rulepacks import (
     Hold,
     Objection,
     Policy,
+    attempt_from_outcome,
     decide,
 )
-
-#: Results that mean someone answered (what caps on connected calls count).
-CONNECTED = frozenset(
-    {
-        OutcomeResult.RIGHT_PARTY_CONTACT,
-        OutcomeResult.THIRD_PARTY,
-        OutcomeResult.PROMISE_TO_PAY,
-        OutcomeResult.REFUSED,
-        OutcomeResult.DISPUTE_RAISED,
-        OutcomeResult.CALLBACK_REQUESTED,
-        OutcomeResult.AGITATED,
-    }
-)
-#: Results that mean a conversation with the debtor about the debt (Reg F's 7-day quiet).
-CONVERSATION = CONNECTED - {OutcomeResult.THIRD_PARTY}
 
 _CRITICAL_PREFIXES = ("HOLD-", "US-CEASE", "US-ATTORNEY", "US-DISPUTE", "UK-DISPUTE")
 _CRITICAL = frozenset({"OPT-OUT", "US-CHANNEL-OPTOUT", "US-WORKPLACE"})
@@ -70,13 +56,11 @@ class Contact:
 
     def as_attempt(self) -> Attempt:
         """This contact as part of a later contact's history."""
-        result = self.result
-        return Attempt(
+        return attempt_from_outcome(
             at=self.at,
             channel=self.channel,
             debt_id=self.case_id,
-            connected=result in CONNECTED,
-            conversation=self.channel is Channel.CALL and result in CONVERSATION,
+            result=self.result,
             agency=self.agency,
         )
 

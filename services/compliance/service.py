@@ -105,9 +105,16 @@ from shared.contracts import (
     parse_payload,
 )
 from shared.contracts.topics import COMPLIANCE_EVENTS
-from shared.http import Conflict, DomainError, NotFound
+from shared.http import Conflict, DomainError, Invalid, NotFound
 from shared.outbox import enqueue_event
-from shared.rulepacks import PACKS, Channel, Policy, pack_versions, policy_from_document
+from shared.rulepacks import (
+    PACKS,
+    PERSON_HOLDS,
+    Channel,
+    Policy,
+    pack_versions,
+    policy_from_document,
+)
 
 HEAD_ID = 1
 _HEAD_LOCKED = "compliance_chain_head_locked"
@@ -826,22 +833,18 @@ async def issue_checkpoint(
         signature=signing.sign(key, message),
     )
     session.add(checkpoint)
-    await enqueue_event(
+    await _publish(
         session,
-        topic=COMPLIANCE_EVENTS,
-        envelope=build_envelope(
-            CheckpointIssued(
-                tree_size=checkpoint.tree_size,
-                root_hash=checkpoint.root_hash,
-                issued_at=now,
-                key_id=checkpoint.key_id,
-                public_key=public,
-                signature=checkpoint.signature,
-            ),
-            key="evidence-log",
-            producer="compliance",
-            correlation_id=correlation_id,
+        CheckpointIssued(
+            tree_size=checkpoint.tree_size,
+            root_hash=checkpoint.root_hash,
+            issued_at=now,
+            key_id=checkpoint.key_id,
+            public_key=public,
+            signature=checkpoint.signature,
         ),
+        key="evidence-log",
+        correlation_id=correlation_id,
     )
     await session.flush()
     return CheckpointOut.model_validate(checkpoint)
@@ -858,10 +861,6 @@ async def list_checkpoints(session: AsyncSession, *, limit: int) -> list[Checkpo
 # The independent re-check: learn from the events, judge every contact again
 # =============================================================================================
 
-#: Holds that stop contact with the person on every debt (the rest hold one case).
-PERSON_HOLDS = frozenset(
-    {"bankruptcy", "deceased", "attorney", "cease", "identity_theft", "do_not_contact"}
-)
 #: How far back a contact's history reaches for caps (7-day rules plus the day itself).
 HISTORY_WINDOW = timedelta(days=8)
 #: Rules whose finding rests on earlier contacts too (their entries join the evidence).
@@ -1432,10 +1431,6 @@ CAMPAIGN_WINDOW = timedelta(days=90)
 CAMPAIGN_SAMPLE = 20_000
 
 
-class Invalid(DomainError):
-    problem_type = "https://qingshou.dev/problems/invalid"
-
-
 class InvalidComplaintMove(Conflict):
     """The complaint status table forbids the move (e.g. reopening a withdrawn complaint)."""
 
@@ -1450,34 +1445,47 @@ def _history(changes: Sequence[ComplaintChange]) -> list[complaints.StatusChange
     ]
 
 
-async def _complaint_out(
-    session: AsyncSession, row: Complaint, *, now: datetime, similar: int | None = None
+async def _complaint_outs(
+    session: AsyncSession, rows: Sequence[Complaint], *, now: datetime
+) -> list[ComplaintOut]:
+    """Complaints with their histories and campaign sizes: two queries, however many rows."""
+    if not rows:
+        return []
+    changes: dict[uuid.UUID, list[ComplaintChange]] = {row.complaint_id: [] for row in rows}
+    for change in (
+        await session.scalars(
+            sa.select(ComplaintChange)
+            .where(ComplaintChange.complaint_id.in_(changes))
+            .order_by(ComplaintChange.id)
+        )
+    ).all():
+        changes[change.complaint_id].append(change)
+    campaigns = {row.campaign_id for row in rows if row.campaign_id is not None}
+    sizes: dict[uuid.UUID | None, int] = {}
+    if campaigns:
+        counted = await session.execute(
+            sa.select(Complaint.campaign_id, sa.func.count())
+            .where(Complaint.campaign_id.in_(campaigns))
+            .group_by(Complaint.campaign_id)
+        )
+        sizes = {campaign: int(count) for campaign, count in counted.all()}
+    return [
+        _complaint_out(
+            row,
+            changes=changes[row.complaint_id],
+            similar=sizes.get(row.campaign_id, 1) - 1 if row.campaign_id else 0,
+            now=now,
+        )
+        for row in rows
+    ]
+
+
+def _complaint_out(
+    row: Complaint, *, changes: Sequence[ComplaintChange], similar: int, now: datetime
 ) -> ComplaintOut:
-    changes = list(
-        (
-            await session.scalars(
-                sa.select(ComplaintChange)
-                .where(ComplaintChange.complaint_id == row.complaint_id)
-                .order_by(ComplaintChange.id)
-            )
-        ).all()
-    )
     sla = complaints.sla_state(
         received_at=row.received_at, category=row.category, history=_history(changes), now=now
     )
-    if similar is None:
-        similar = (
-            await session.scalar(
-                sa.select(sa.func.count())
-                .select_from(Complaint)
-                .where(
-                    Complaint.campaign_id == row.campaign_id,
-                    Complaint.complaint_id != row.complaint_id,
-                )
-            )
-            if row.campaign_id is not None
-            else 0
-        ) or 0
     status = complaints.ComplaintStatus(row.status)
     return ComplaintOut(
         complaint_id=row.complaint_id,
@@ -1602,7 +1610,8 @@ async def open_complaint(
         key=str(row.case_id or row.debtor_id),
         correlation_id=correlation_id,
     )
-    return await _complaint_out(session, row, now=now, similar=len(matches))
+    (out,) = await _complaint_outs(session, [row], now=now)
+    return out.model_copy(update={"similar_complaints": len(matches)})
 
 
 async def change_complaint_status(
@@ -1656,7 +1665,8 @@ async def change_complaint_status(
         key=str(row.case_id or row.debtor_id),
         correlation_id=correlation_id,
     )
-    return await _complaint_out(session, row, now=now)
+    (out,) = await _complaint_outs(session, [row], now=now)
+    return out
 
 
 async def get_complaint(
@@ -1666,7 +1676,8 @@ async def get_complaint(
     row = await session.get(Complaint, complaint_id)
     if row is None:
         raise NotFound(f"no complaint {complaint_id}")
-    return await _complaint_out(session, row, now=now)
+    (out,) = await _complaint_outs(session, [row], now=now)
+    return out
 
 
 async def list_complaints(
@@ -1688,7 +1699,7 @@ async def list_complaints(
     if campaign_id is not None:
         query = query.where(Complaint.campaign_id == campaign_id)
     rows = (await session.scalars(query.order_by(Complaint.received_at.desc()).limit(limit))).all()
-    found = [await _complaint_out(session, row, now=now) for row in rows]
+    found = await _complaint_outs(session, rows, now=now)
     if breached_only:
         found = [c for c in found if c.sla.breached]
     return Complaints(complaints=found)
@@ -2010,7 +2021,7 @@ async def report(
             )
         )
     ).all()
-    outs = [await _complaint_out(session, c, now=now, similar=0) for c in complaint_rows]
+    outs = await _complaint_outs(session, complaint_rows, now=now)
     qa = (
         (
             await session.execute(
@@ -2070,8 +2081,8 @@ async def regulator_export(
     if period_end is not None:
         query = query.where(ObservedContact.occurred_at < period_end)
     rows = (await session.scalars(query.order_by(ObservedContact.occurred_at).limit(limit))).all()
-    size = await _size(session)
     head = await tree_head(session)
+    size = head.tree_size
     exported: list[ExportedContact] = []
     subjects = [row.subject for row in rows]
     violations = (
@@ -2180,24 +2191,31 @@ async def regulator_export(
 async def _evidence(
     session: AsyncSession, seqs: Sequence[int], size: int
 ) -> list[ExportedEvidence]:
-    found = []
-    for seq in seqs:
-        if seq < 1 or seq > size:
-            continue
-        entry = await session.get(AuditEntry, seq)
-        if entry is None:
-            continue
-        proof = await inclusion(session, seq=seq, tree_size=size)
-        found.append(
-            ExportedEvidence(
-                seq=seq,
-                event_type=entry.event_type,
-                entry_hash=entry.entry_hash,
-                leaf_index=seq - 1,
-                audit_path=list(proof.audit_path),
-            )
+    wanted = [seq for seq in seqs if 1 <= seq <= size]
+    if not wanted:
+        return []
+    entries = {
+        entry.seq: entry
+        for entry in (
+            await session.scalars(sa.select(AuditEntry).where(AuditEntry.seq.in_(wanted)))
+        ).all()
+    }
+
+    def paths(node: merkle.NodeReader) -> list[list[bytes]]:
+        return [merkle.inclusion_path(node, seq - 1, size) for seq in wanted]
+
+    # One read of the nodes every path needs, not one per entry.
+    return [
+        ExportedEvidence(
+            seq=seq,
+            event_type=entries[seq].event_type,
+            entry_hash=entries[seq].entry_hash,
+            leaf_index=seq - 1,
+            audit_path=[h.hex() for h in path],
         )
-    return found
+        for seq, path in zip(wanted, await _from_nodes(session, paths), strict=True)
+        if seq in entries
+    ]
 
 
 EXPORT_CSV_COLUMNS = (

@@ -149,27 +149,10 @@ async def record_case_scored(
     )
 
 
-CONNECTED = frozenset(
-    {
-        OutcomeResult.RIGHT_PARTY_CONTACT,
-        OutcomeResult.THIRD_PARTY,
-        OutcomeResult.PROMISE_TO_PAY,
-        OutcomeResult.REFUSED,
-        OutcomeResult.DISPUTE_RAISED,
-        OutcomeResult.CALLBACK_REQUESTED,
-        OutcomeResult.AGITATED,
-    }
-)
-CONVERSATION = CONNECTED - {OutcomeResult.THIRD_PARTY}
 AGITATED_IN_A_ROW = 3
 #: Outcomes after which the planner tries again by itself; the others wait for a person, a
 #: promise date, or the cases service (a dispute becomes a hold there).
 RETRY_LATER = frozenset({OutcomeResult.NO_ANSWER, OutcomeResult.BUSY})
-
-
-PERSON_HOLDS = frozenset(
-    {"bankruptcy", "deceased", "attorney", "cease", "identity_theft", "do_not_contact"}
-)
 
 
 async def active_holds(
@@ -187,7 +170,7 @@ async def active_holds(
         )
     ).all()
     return frozenset(
-        rules.Hold(h.kind) for h in rows if h.kind in PERSON_HOLDS or h.case_id == case_id
+        rules.Hold(h.kind) for h in rows if h.kind in rules.PERSON_HOLDS or h.case_id == case_id
     )
 
 
@@ -212,12 +195,11 @@ async def debtor_state(
         )
     ).all()
     history = tuple(
-        rules.Attempt(
+        rules.attempt_from_outcome(
             at=o.occurred_at,
-            channel=domain.Channel(o.channel),
+            channel=o.channel,
             debt_id=str(o.case_id),
-            connected=OutcomeResult(o.result) in CONNECTED,
-            conversation=o.channel == "call" and OutcomeResult(o.result) in CONVERSATION,
+            result=o.result,
             agency=o.agency,
         )
         for o in outcomes
@@ -381,7 +363,7 @@ def _count_by_hour(
 ) -> None:
     hour = occurred_at.astimezone(zone).hour
     attempts, connected = stats.get(hour, (0, 0))
-    stats[hour] = (attempts + 1, connected + (OutcomeResult(result) in CONNECTED))
+    stats[hour] = (attempts + 1, connected + (OutcomeResult(result) in rules.CONNECTED_RESULTS))
 
 
 async def segment_answer_stats(
@@ -796,7 +778,7 @@ async def record_hold_placed(
         )
     scope = (
         ContactAttempt.debtor_id == event.debtor_id
-        if event.kind.value in PERSON_HOLDS
+        if event.kind.value in rules.PERSON_HOLDS
         else ContactAttempt.case_id == event.case_id
     )
     withdrawn = await _withdraw(
@@ -1107,14 +1089,12 @@ async def simulate_policy(
                         next_allowed_at=decision.next_allowed_at,
                     )
                 )
-        result = OutcomeResult(outcome.result)
         past.append(
-            rules.Attempt(
+            rules.attempt_from_outcome(
                 at=outcome.occurred_at,
-                channel=domain.Channel(outcome.channel),
+                channel=outcome.channel,
                 debt_id=str(outcome.case_id),
-                connected=result in CONNECTED,
-                conversation=outcome.channel == "call" and result in CONVERSATION,
+                result=outcome.result,
             )
         )
     return SimulationOut(attempts_replayed=len(rows), by_rule=by_rule, examples=examples, **counts)

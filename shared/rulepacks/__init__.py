@@ -7,7 +7,10 @@ months later can tell a rule change from a violation.
 """
 
 from shared.rulepacks.engine import (
+    CONNECTED_RESULTS,
+    CONVERSATION_RESULTS,
     PACKS,
+    PERSON_HOLDS,
     Attempt,
     DebtorState,
     Decision,
@@ -15,6 +18,7 @@ from shared.rulepacks.engine import (
     Hold,
     Objection,
     Policy,
+    attempt_from_outcome,
     decide,
     hold_rule_ids,
     hours_rule_ids,
@@ -26,7 +30,10 @@ from shared.rulepacks.engine import (
 from shared.rulepacks.windows import Channel, ContactWindow, is_allowed_at, next_allowed_slot
 
 __all__ = [
+    "CONNECTED_RESULTS",
+    "CONVERSATION_RESULTS",
     "PACKS",
+    "PERSON_HOLDS",
     "Attempt",
     "Channel",
     "ContactWindow",
@@ -36,6 +43,7 @@ __all__ = [
     "Hold",
     "Objection",
     "Policy",
+    "attempt_from_outcome",
     "decide",
     "hold_rule_ids",
     "hours_rule_ids",

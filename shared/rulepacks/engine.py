@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from shared.contracts import HoldKind
+from shared.contracts import HoldKind, OutcomeResult
 from shared.rulepacks.windows import (
     Channel,
     ContactWindow,
@@ -43,6 +43,24 @@ __all__ = [
 
 # Holds are the cases service's vocabulary (its published contract), not a copy of it.
 Hold = HoldKind
+#: Holds that stop contact with the person on every debt; the others hold one case.
+PERSON_HOLDS = frozenset(
+    {"bankruptcy", "deceased", "attorney", "cease", "identity_theft", "do_not_contact"}
+)
+#: Outcomes in which someone answered: what caps on connected calls count.
+CONNECTED_RESULTS = frozenset(
+    {
+        OutcomeResult.RIGHT_PARTY_CONTACT,
+        OutcomeResult.THIRD_PARTY,
+        OutcomeResult.PROMISE_TO_PAY,
+        OutcomeResult.REFUSED,
+        OutcomeResult.DISPUTE_RAISED,
+        OutcomeResult.CALLBACK_REQUESTED,
+        OutcomeResult.AGITATED,
+    }
+)
+#: A conversation with the debtor about the debt (Reg F's quiet week); a third party is not.
+CONVERSATION_RESULTS = CONNECTED_RESULTS - {OutcomeResult.THIRD_PARTY}
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,27 @@ class Attempt:
     conversation: bool = False  # a telephone conversation about the debt took place
     consented: bool = False  # the consumer asked for or agreed to this call (Reg F)
     agency: str | None = None
+
+
+def attempt_from_outcome(
+    *,
+    at: datetime,
+    channel: str,
+    debt_id: str,
+    result: str | None,
+    agency: str | None = None,
+) -> Attempt:
+    """A reported outcome as a past attempt: connected and conversation read from its result
+    the same way by the service that decides and the one that re-checks."""
+    outcome = OutcomeResult(result) if result is not None else None
+    return Attempt(
+        at=at,
+        channel=Channel(channel),
+        debt_id=debt_id,
+        connected=outcome in CONNECTED_RESULTS,
+        conversation=channel == Channel.CALL and outcome in CONVERSATION_RESULTS,
+        agency=agency,
+    )
 
 
 @dataclass(frozen=True)
@@ -138,7 +177,6 @@ class Context:
         "policy",
         "request",
         "state",
-        "windows",
         "zones",
     )
 
@@ -154,7 +192,6 @@ class Context:
         self.policy = policy
         self.zones = zones
         self.clocks = _clocks_for(zones)
-        self.windows: dict[str, ContactWindow] = {}
         self.memo: dict[str, Any] = {}
         self._day_of: tuple[datetime, int] | None = None  # rules ask for the same moment
 
@@ -183,10 +220,6 @@ class Rule:
 
     def objection(self, reason: str, until: datetime | None) -> Objection:
         return Objection(self.rule_id, self.citation, reason, until)
-
-
-def _start_of_local_day(day: int, zone: ZoneInfo) -> datetime:
-    return start_of_local_day(day, zone)
 
 
 _EFFECTIVE_WINDOWS: dict[tuple[ContactWindow, ContactWindow], ContactWindow] = {}
@@ -220,11 +253,7 @@ class HoursRule(Rule):
     def check(self, ctx: Context, at: datetime) -> Objection | None:
         if ctx.request.channel not in self.channels:
             return None
-        if ctx.policy.window is None:
-            window = self.window
-        else:
-            window = ctx.windows.get(self.rule_id) or self.effective(ctx.policy)
-            ctx.windows[self.rule_id] = window
+        window = self.effective(ctx.policy)  # cached across decisions
         timestamp = at.timestamp()
         start, end = window.start_second, window.end_second
         if len(ctx.clocks) == 1:
@@ -267,7 +296,7 @@ class QuietRule(Rule):
         for zone in ctx.zones:
             local = at.astimezone(zone)
             if local.date() in ctx.policy.holidays:
-                next_day = _start_of_local_day(local.date().toordinal() + 1, zone)
+                next_day = start_of_local_day(local.date().toordinal() + 1, zone)
                 return Objection(
                     "POLICY-HOLIDAY", "local policy", f"{local.date()} is a holiday", next_day
                 )
@@ -451,7 +480,7 @@ class RollingCapRule(Rule):
                 ctx.memo[f"{self.rule_id}:{day}"] = used  # `decide` asks about that day next
                 return self.objection(
                     f"{cap} attempts about this debt within {self.days} days",
-                    _start_of_local_day(day, zone),
+                    start_of_local_day(day, zone),
                 )
         return self.objection(f"cap of {cap} in {self.days} days", None)  # pragma: no cover
 
@@ -481,7 +510,7 @@ class ConversationQuietRule(Rule):
             return None
         return self.objection(
             f"telephone conversation on {date.fromordinal(last)}",
-            _start_of_local_day(free_from, zone),
+            start_of_local_day(free_from, zone),
         )
 
 
