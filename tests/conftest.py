@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.broker import EmbeddedBroker
 from shared.db import create_engine, session_factory
 
 PG_DSN = os.environ.get("QS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -112,3 +113,13 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return session_factory(engine)
+
+
+@pytest.fixture
+def broker() -> Iterator[EmbeddedBroker]:
+    """A real Kafka-protocol broker on a free port, with the platform's topics."""
+    started = EmbeddedBroker()
+    started.start()
+    asyncio.run(started.create_topics())
+    yield started
+    started.stop()

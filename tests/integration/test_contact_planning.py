@@ -518,7 +518,7 @@ async def test_policy_is_versioned_never_looser_and_simulated(app: FastAPI) -> N
     assert published == ["contact.policy_changed", "contact.policy_changed"]
 
 
-async def test_answer_hours_preference_moves_the_slot_within_the_law(app: FastAPI) -> None:
+async def prefer_answer_hours(app: FastAPI) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
         stored = await c.put(
             "/v1/contact/policy",
@@ -530,6 +530,10 @@ async def test_answer_hours_preference_moves_the_slot_within_the_law(app: FastAP
             },
         )
         assert stored.status_code == 200, stored.text
+
+
+async def test_answer_hours_preference_moves_the_slot_within_the_law(app: FastAPI) -> None:
+    await prefer_answer_hours(app)
     opened, scored = events(dpd=10)
     env_o = build_envelope(opened, key=str(opened.case_id), producer="cases", correlation_id="c")
     env_s = build_envelope(scored, key=str(opened.case_id), producer="scoring", correlation_id="c")
@@ -549,17 +553,7 @@ async def test_the_debtors_own_answers_move_the_slot(app: FastAPI) -> None:
 
     from services.contact.models import ContactOutcomeRecord
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
-        stored = await c.put(
-            "/v1/contact/policy",
-            json={
-                "packs": ["cn"],
-                "prefer_answer_hours": True,
-                "changed_by": "ops",
-                "reason": "plan when people answer",
-            },
-        )
-        assert stored.status_code == 200, stored.text
+    await prefer_answer_hours(app)
     opened, scored = events(dpd=10)
     shanghai = ZoneInfo("Asia/Shanghai")
     # Over the last weeks this debtor answered every call at 20:00 and none at 10:00.

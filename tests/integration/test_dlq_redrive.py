@@ -3,11 +3,8 @@ consumer that gave up processes it once; a consumer that had processed it skips 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Iterator
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -22,15 +19,6 @@ from tests.integration.test_message_processor import (
     processor,
     run,
 )
-
-
-@pytest.fixture
-def broker() -> Iterator[EmbeddedBroker]:
-    b = EmbeddedBroker()
-    b.start()
-    asyncio.run(b.create_topics())
-    yield b
-    b.stop()
 
 
 async def _read(

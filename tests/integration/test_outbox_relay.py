@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -24,15 +24,6 @@ from tests.helpers import count_rows, migrate_service
 from tests.kafka_helpers import read_topic
 
 TOPIC = "cases.events"
-
-
-@pytest.fixture
-def broker() -> Iterator[EmbeddedBroker]:
-    b = EmbeddedBroker()
-    b.start()
-    asyncio.run(b.create_topics())
-    yield b
-    b.stop()
 
 
 @pytest.fixture
