@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _auth import HEADERS  # noqa: E402  (also points served services at the bench's key file)
+
 #: (worker index, request number of that worker) -> request body; numbers never repeat within
 #: one `measure` call (warm-up included), so a factory can make unique keys from them.
 BodyFactory = Callable[[int, int], bytes]
@@ -59,7 +61,7 @@ async def _generate(
 ) -> LoadResult:
     import httpx
 
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **HEADERS}
     counters = [0] * concurrency
 
     def good(status: int) -> bool:
@@ -83,7 +85,7 @@ async def _generate(
                     t = time.perf_counter()
                     try:
                         if payload is None:
-                            r = await client.get(url)
+                            r = await client.get(url, headers=HEADERS)
                         else:
                             r = await client.post(url, content=payload, headers=headers)
                     except httpx.HTTPError as exc:

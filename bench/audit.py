@@ -38,7 +38,7 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from services.compliance import domain, merkle, service  # noqa: E402
-from services.compliance.models import ChainHead  # noqa: E402
+from services.compliance.models import AuditEntry, ChainHead  # noqa: E402
 from shared.contracts import Envelope, utc_now  # noqa: E402
 from shared.db import create_engine, session_factory  # noqa: E402
 from shared.migrate import upgrade  # noqa: E402
@@ -46,6 +46,7 @@ from shared.migrate import upgrade  # noqa: E402
 BATCH = 1000
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TOPIC = "contact.events"
+TENANT = "default"
 
 
 def events(n: int) -> list[Envelope]:
@@ -204,10 +205,11 @@ def sqlite_fetch_rate(path: str) -> float:
         connection.close()
 
 
-async def fill_nodes(engine: AsyncEngine, size: int) -> None:
+async def fill_nodes(engine: AsyncEngine, size: int, *, probes: list[int]) -> None:
     """A log of `size` entries as proofs see it: the head and every stored perfect-subtree
     node, computed by the append path's own code (merkle.nodes_appended) from synthetic
-    leaves. Proofs read nothing else, so the entries themselves are not written."""
+    leaves. An inclusion proof reads nothing else but its entry's tenant, so only the
+    entries at `probes` are written."""
     sessions = session_factory(engine)
     frontier: list[bytes] = []
     step = 1 << 16
@@ -219,6 +221,28 @@ async def fill_nodes(engine: AsyncEngine, size: int) -> None:
             await session.run_sync(service._insert_many, service._NODES, rows)
     async with sessions() as session, session.begin():
         session.add(ChainHead(id=service.HEAD_ID, seq=size, entry_hash=domain.GENESIS_HASH))
+        now = utc_now()
+        session.add_all(
+            AuditEntry(
+                seq=seq,
+                event_id=str(uuid.uuid4()),
+                topic=TOPIC,
+                event_type="contact.planned",
+                case_key=None,
+                occurred_at=now,
+                recorded_at=now,
+                body=b"entry %d" % (seq - 1),
+                prev_hash=domain.GENESIS_HASH,
+                entry_hash=domain.GENESIS_HASH,
+                tenant=TENANT,
+            )
+            for seq in sorted(set(probes))
+        )
+
+
+def probe(size: int) -> int:
+    """The entry whose inclusion proof is timed in a log of `size`."""
+    return size // 2 or 1
 
 
 async def proof_medians(engine: AsyncEngine, size: int) -> tuple[float, float, int]:
@@ -228,7 +252,11 @@ async def proof_medians(engine: AsyncEngine, size: int) -> tuple[float, float, i
         # median of 21: one proof is well under a millisecond, the machine is noisy
         for _ in range(21):
             inclusion_s.append(
-                await timed(lambda: service.inclusion(session, seq=size // 2 or 1, tree_size=size))
+                await timed(
+                    lambda: service.inclusion(
+                        session, tenant=TENANT, seq=probe(size), tree_size=size
+                    )
+                )
             )
             consistency_s.append(
                 await timed(lambda: service.consistency(session, first=size // 3 or 1, second=size))
@@ -236,7 +264,7 @@ async def proof_medians(engine: AsyncEngine, size: int) -> tuple[float, float, i
     nodes = len(
         merkle.nodes_read(
             lambda read: (
-                merkle.inclusion_path(read, (size // 2 or 1) - 1, size),
+                merkle.inclusion_path(read, probe(size) - 1, size),
                 merkle.range_root(read, 0, size),
             )
         )
@@ -290,8 +318,10 @@ async def main(n: int, *, per_message: int, proof_size: int, postgres: bool) -> 
                 )
             gc.unfreeze()
             async with engine_for(urls["proofs"]) as engine:
-                fill_s = await timed(lambda: fill_nodes(engine, proof_size))
                 sizes = sorted({min(proof_size, s) for s in (1_000, 10_000, 100_000, proof_size)})
+                fill_s = await timed(
+                    lambda: fill_nodes(engine, proof_size, probes=[probe(s) for s in sizes])
+                )
                 proofs = [(size, *await proof_medians(engine, size)) for size in sizes]
             leaves = [merkle.leaf_hash(b"entry %d" % i) for i in range(proof_size)]
             started = time.perf_counter()

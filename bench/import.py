@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 
 from services.cases import importer, service  # noqa: E402
+from shared.contracts.envelope import DEFAULT_TENANT  # noqa: E402
 from shared.db import create_engine, session_factory  # noqa: E402
 from shared.migrate import upgrade  # noqa: E402
 
@@ -94,6 +95,7 @@ async def run_import(url: str, path: Path) -> tuple[float, importer.Totals]:
         with path.open("rb") as stream:
             totals = await importer.Importer(
                 session_factory(engine),
+                tenant=DEFAULT_TENANT,
                 policy=service.DEFAULT_POLICY,
                 clock=lambda: datetime.now(UTC),
             ).run(stream, "csv")
@@ -105,7 +107,7 @@ async def run_import(url: str, path: Path) -> tuple[float, importer.Totals]:
 def raw_rows(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The same debtors and cases as plain column dicts, built before the clock starts."""
     now = datetime.now(UTC)
-    ctx = service.Context(now=now, correlation_id="bench")
+    ctx = service.Context(now=now, correlation_id="bench", tenant=DEFAULT_TENANT)
     debtors: dict[str, dict[str, Any]] = {}
     cases: list[dict[str, Any]] = []
     with path.open("rb") as stream:
@@ -115,7 +117,7 @@ def raw_rows(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             assert not isinstance(command, list)
             ref = command.debtor.external_ref or ""
             if ref not in debtors:
-                debtors[ref] = service.debtor_row(command, now=now)
+                debtors[ref] = service.debtor_row(command, now=now, tenant=DEFAULT_TENANT)
             cases.append(service.case_row(command, debtor_id=debtors[ref]["id"], ctx=ctx))
     return list(debtors.values()), cases
 

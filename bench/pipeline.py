@@ -26,6 +26,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Also points the services at the bench's key file.
+from _auth import HEADERS
+
 from shared.stack import SERVICES, LocalStack, sqlite_urls
 
 ZONES = ["Asia/Shanghai", "America/New_York", "Europe/London", "Asia/Kolkata", "UTC"]
@@ -139,7 +144,7 @@ async def pipeline(
         queue.put_nowait(i)
     started = time.time()
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=30, limits=limits, headers=HEADERS) as client:
 
         async def worker() -> None:
             while not queue.empty():

@@ -47,6 +47,7 @@ class DomainError(Exception):
 
     status: int = 422
     problem_type: str = "about:blank"
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -104,7 +105,12 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         "description": HTTPStatus(status).phrase,
     }
-    for status in (400, 403, 404, 409, 413, 415, 422, 503)
+    for status in (400, 401, 403, 404, 409, 413, 415, 422, 503)
+}
+
+#: Every route behind a credential can answer these (router-level `responses=`).
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: PROBLEM_RESPONSES[code] for code in (401, 403)
 }
 
 
@@ -151,6 +157,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             status=exc.status,
             detail=exc.detail,
             problem_type=exc.problem_type,
+            headers=exc.headers,
             instance=request.url.path,
         )
 

@@ -59,13 +59,20 @@ async def enqueue_event(session: AsyncSession, *, topic: str, envelope: Envelope
         key=envelope.key,
         event_type=envelope.type,
         value=envelope.to_bytes(),
-        headers={
-            "event_type": envelope.type,
-            "event_id": str(envelope.event_id),
-            "correlation_id": envelope.correlation_id,
-            "content_type": "application/json",
-        },
+        headers=headers_of(envelope),
     )
+
+
+def headers_of(envelope: Envelope) -> dict[str, str]:
+    """Kafka headers of an event: enough for a consumer (a dialer of one tenant) to route or
+    filter without decoding the body."""
+    return {
+        "event_type": envelope.type,
+        "event_id": str(envelope.event_id),
+        "correlation_id": envelope.correlation_id,
+        "tenant": envelope.tenant,
+        "content_type": "application/json",
+    }
 
 
 async def enqueue_many(session: AsyncSession, *, topic: str, envelopes: list[Envelope]) -> None:
@@ -82,12 +89,7 @@ async def enqueue_many(session: AsyncSession, *, topic: str, envelopes: list[Env
                 "key": e.key,
                 "event_type": e.type,
                 "value": e.to_bytes(),
-                "headers": {
-                    "event_type": e.type,
-                    "event_id": str(e.event_id),
-                    "correlation_id": e.correlation_id,
-                    "content_type": "application/json",
-                },
+                "headers": headers_of(e),
                 "created_at": now,
             }
             for e in envelopes

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.auth import Authenticator
 from shared.bus import EventConsumer, Handler
 from shared.db import create_engine, is_sqlite, session_factory
 from shared.http import (
@@ -174,6 +175,7 @@ def build_service_app(
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.authenticator = Authenticator(settings.auth)
     install_problem_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, per_path=upload_limits

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.auth import AuthSettings
+
 
 class ServiceSettings(BaseSettings):
     """Database, bus, HTTP and logging knobs. Defaults suit the embedded broker and SQLite."""
@@ -44,6 +46,10 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     enable_bus: bool = Field(
         default=True, description="Start the consumer and outbox relay with the HTTP app."
+    )
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings,
+        description="Credentials (API key file, JWT issuer); read from QS_AUTH_* by all services.",
     )
     enable_jobs: bool = Field(
         default=True, description="Run the service's scheduled jobs (e.g. weekly rescoring)."

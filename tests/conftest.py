@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.broker import EmbeddedBroker
 from shared.db import create_engine, session_factory
+from tests import auth_support  # noqa: F401  (writes the run's API key file before any app starts)
 
 PG_DSN = os.environ.get("QS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 _pg_state: dict[str, str | None] = {}

@@ -17,8 +17,10 @@ async def read_topic(
     until: int,
     timeout_s: float = 30.0,
     group_id: str | None = None,
+    skip_undecodable: bool = False,
 ) -> list[dict[str, Any]]:
-    """Read decoded JSON messages from the start of `topic` until `until` arrived or time is up.
+    """Read decoded JSON messages from the start of `topic` until `until` arrived or time is up
+    (`skip_undecodable`: pass over the garbage a poison test left on the topic).
 
     Each item has the envelope plus `_partition`, `_offset` and `_headers`.
     """
@@ -40,7 +42,12 @@ async def read_topic(
             batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
                 for r in records:
-                    item = json.loads(r.value)
+                    try:
+                        item = json.loads(r.value)
+                    except ValueError:
+                        if skip_undecodable:
+                            continue
+                        raise
                     item["_partition"] = r.partition
                     item["_offset"] = r.offset
                     item["_headers"] = {k: v.decode() for k, v in r.headers}

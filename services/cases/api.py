@@ -55,19 +55,53 @@ from services.cases.schemas import (
     Timeline,
     TimelineEntryOut,
 )
-from shared.http import Conflict, DomainError, NotFound, problem_responses
+from shared.auth import ClientKind, Forbidden, Principal, Scope, requires
+from shared.http import AUTH_RESPONSES, Conflict, DomainError, NotFound, problem_responses
 from shared.logging import correlation_id
 from shared.runtime import unit_of_work
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=AUTH_RESPONSES)
+
+Reader = Annotated[Principal, requires(Scope.CASES_READ)]
+Writer = Annotated[Principal, requires(Scope.CASES_WRITE)]
+PaymentTaker = Annotated[Principal, requires(Scope.PAYMENTS_WRITE)]
+TeamsAdmin = Annotated[Principal, requires(Scope.TEAMS_ADMIN)]
+QueueWorker = Annotated[Principal, requires(Scope.QUEUE_WORK)]
+JobRunner = Annotated[Principal, requires(Scope.JOBS_RUN)]
 
 
-def context(request: Request) -> service.Context:
-    """Now (from the app's clock), the correlation id and the tenant's case policy."""
+def collector_of(principal: Principal) -> uuid.UUID | None:
+    """The collector a collector's own credential stands for (its subject); None for the other
+    kinds, which see every case of their tenant."""
+    if principal.kind is not ClientKind.COLLECTOR:
+        return None
+    try:
+        return uuid.UUID(principal.subject or "")
+    except ValueError:
+        raise Forbidden(
+            f"collector credential {principal.client!r} names no collector: without a subject "
+            "it cannot tell which cases are its own"
+        ) from None
+
+
+def acting_collector(principal: Principal, named: uuid.UUID) -> uuid.UUID:
+    """The collector a queue route works for: a collector takes and gives back cases only for
+    itself."""
+    own = collector_of(principal)
+    if own is not None and own != named:
+        raise Forbidden(f"a collector credential may only work for collector {own}, not {named}")
+    return named
+
+
+def context(request: Request, principal: Principal) -> service.Context:
+    """Now (from the app's clock), the correlation id, the caller's tenant (and, for a
+    collector, whose cases it may see) and the case policy."""
     return service.Context(
         now=request.app.state.clock(),
         correlation_id=correlation_id.get() or str(uuid.uuid4()),
+        tenant=principal.tenant,
         policy=request.app.state.policy,
+        collector_id=collector_of(principal),
     )
 
 
@@ -101,6 +135,7 @@ AsOf = Annotated[
 async def open_case(
     body: CaseCreate,
     request: Request,
+    principal: Writer,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -115,12 +150,17 @@ async def open_case(
     try:
         async with unit_of_work(request) as session:
             result = await service.open_case(
-                session, command=body, idempotency_key=idempotency_key, ctx=context(request)
+                session,
+                command=body,
+                idempotency_key=idempotency_key,
+                ctx=context(request, principal),
             )
     except sa_exc.IntegrityError:
         # The unique indexes said no (everything was rolled back): say which one.
         async with unit_of_work(request) as session:
-            existing = await service.open_case_of(session, account_id=body.account_id)
+            existing = await service.open_case_of(
+                session, account_id=body.account_id, tenant=principal.tenant
+            )
         if existing is not None:
             raise Conflict(f"account {body.account_id} already has open case {existing}") from None
         raise Conflict(
@@ -142,6 +182,7 @@ async def open_case(
 )
 async def list_cases(
     request: Request,
+    principal: Reader,
     status: Literal["open", "closed"] | None = None,
     bucket: Annotated[list[str] | None, Query(description="DPD bucket, e.g. 16-30.")] = None,
     stage: Annotated[list[Stage] | None, Query()] = None,
@@ -159,8 +200,9 @@ async def list_cases(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> CasePage:
-    """Highest priority first (then oldest); `next_cursor` pages on without gaps or repeats."""
-    ctx = context(request)
+    """Highest priority first (then oldest); `next_cursor` pages on without gaps or repeats. A
+    collector's own credential lists only the cases assigned to (or taken by) that collector."""
+    ctx = context(request, principal)
     flt = service.CaseFilter(
         status=status,
         buckets=bucket or (),
@@ -178,9 +220,7 @@ async def list_cases(
         debtor_ref=debtor_ref,
     )
     async with unit_of_work(request) as session:
-        return await service.list_cases(
-            session, flt=flt, limit=limit, cursor=cursor, today=ctx.today, policy=ctx.policy
-        )
+        return await service.list_cases(session, flt=flt, limit=limit, cursor=cursor, ctx=ctx)
 
 
 @router.get(
@@ -190,12 +230,12 @@ async def list_cases(
     summary="Read a case, now or as it stood on a past date",
     responses=problem_responses(404),
 )
-async def get_case(case_id: uuid.UUID, request: Request, as_of: AsOf = None) -> CaseOut:
-    ctx = context(request)
+async def get_case(
+    case_id: uuid.UUID, request: Request, principal: Reader, as_of: AsOf = None
+) -> CaseOut:
+    ctx = context(request, principal)
     async with unit_of_work(request) as session:
-        return await service.get_case(
-            session, case_id=case_id, today=ctx.today, as_of=_as_of(as_of), policy=ctx.policy
-        )
+        return await service.get_case(session, case_id=case_id, ctx=ctx, as_of=_as_of(as_of))
 
 
 @router.get(
@@ -205,9 +245,13 @@ async def get_case(case_id: uuid.UUID, request: Request, as_of: AsOf = None) -> 
     summary="Every change to the case, in order",
     responses=problem_responses(404),
 )
-async def get_timeline(case_id: uuid.UUID, request: Request, as_of: AsOf = None) -> Timeline:
+async def get_timeline(
+    case_id: uuid.UUID, request: Request, principal: Reader, as_of: AsOf = None
+) -> Timeline:
     async with unit_of_work(request) as session:
-        return await service.timeline(session, case_id=case_id, as_of=_as_of(as_of))
+        return await service.timeline(
+            session, case_id=case_id, ctx=context(request, principal), as_of=_as_of(as_of)
+        )
 
 
 @router.post(
@@ -218,10 +262,16 @@ async def get_timeline(case_id: uuid.UUID, request: Request, as_of: AsOf = None)
     summary="Add a note to the timeline",
     responses=problem_responses(404, 413),
 )
-async def add_note(case_id: uuid.UUID, body: NoteIn, request: Request) -> TimelineEntryOut:
+async def add_note(
+    case_id: uuid.UUID, body: NoteIn, request: Request, principal: Writer
+) -> TimelineEntryOut:
     async with unit_of_work(request) as session:
         return await service.add_note(
-            session, case_id=case_id, author=body.author, text=body.text, ctx=context(request)
+            session,
+            case_id=case_id,
+            author=body.author,
+            text=body.text,
+            ctx=context(request, principal),
         )
 
 
@@ -232,7 +282,9 @@ async def add_note(case_id: uuid.UUID, body: NoteIn, request: Request) -> Timeli
     summary="Move a case to the legal or restructuring track (or back)",
     responses=problem_responses(404, 409),
 )
-async def change_stage(case_id: uuid.UUID, body: StageChange, request: Request) -> CaseOut:
+async def change_stage(
+    case_id: uuid.UUID, body: StageChange, request: Request, principal: Writer
+) -> CaseOut:
     async with unit_of_work(request) as session:
         return await service.change_stage(
             session,
@@ -240,7 +292,7 @@ async def change_stage(case_id: uuid.UUID, body: StageChange, request: Request) 
             stage=Stage(body.stage),
             reason=body.reason,
             by=body.changed_by,
-            ctx=context(request),
+            ctx=context(request, principal),
         )
 
 
@@ -251,7 +303,9 @@ async def change_stage(case_id: uuid.UUID, body: StageChange, request: Request) 
     summary="Close a case: settled, restructured, written off, sold, legal",
     responses=problem_responses(404, 409),
 )
-async def close_case(case_id: uuid.UUID, body: CloseCase, request: Request) -> CaseOut:
+async def close_case(
+    case_id: uuid.UUID, body: CloseCase, request: Request, principal: Writer
+) -> CaseOut:
     """Publishes `case.closed`; open promises are cancelled and contact stops."""
     async with unit_of_work(request) as session:
         return await service.close_case(
@@ -260,7 +314,7 @@ async def close_case(case_id: uuid.UUID, body: CloseCase, request: Request) -> C
             closure=body.closure,
             reason=body.reason,
             by=body.closed_by,
-            ctx=context(request),
+            ctx=context(request, principal),
         )
 
 
@@ -274,9 +328,11 @@ async def close_case(case_id: uuid.UUID, body: CloseCase, request: Request) -> C
     summary="Read a debtor",
     responses=problem_responses(404),
 )
-async def get_debtor(debtor_id: uuid.UUID, request: Request) -> DebtorOut:
+async def get_debtor(debtor_id: uuid.UUID, request: Request, principal: Reader) -> DebtorOut:
     async with unit_of_work(request) as session:
-        return await service.get_debtor(session, debtor_id=debtor_id)
+        return await service.get_debtor(
+            session, debtor_id=debtor_id, ctx=context(request, principal)
+        )
 
 
 @router.put(
@@ -286,12 +342,14 @@ async def get_debtor(debtor_id: uuid.UUID, request: Request) -> DebtorOut:
     summary="Set the debtor's channel opt-outs and consents",
     responses=problem_responses(404),
 )
-async def set_preferences(debtor_id: uuid.UUID, body: PreferencesIn, request: Request) -> DebtorOut:
+async def set_preferences(
+    debtor_id: uuid.UUID, body: PreferencesIn, request: Request, principal: Writer
+) -> DebtorOut:
     """Replaces the whole set; contact stops using an opted-out channel for every debt of this
     person and withdraws attempts already planned on it."""
     async with unit_of_work(request) as session:
         return await service.set_preferences(
-            session, debtor_id=debtor_id, command=body, ctx=context(request)
+            session, debtor_id=debtor_id, command=body, ctx=context(request, principal)
         )
 
 
@@ -306,11 +364,13 @@ async def set_preferences(debtor_id: uuid.UUID, body: PreferencesIn, request: Re
     summary="Place a hold that blocks contact",
     responses=problem_responses(404, 409),
 )
-async def place_hold(case_id: uuid.UUID, body: HoldCreate, request: Request) -> HoldOut:
+async def place_hold(
+    case_id: uuid.UUID, body: HoldCreate, request: Request, principal: Writer
+) -> HoldOut:
     """Publishes `case.hold_placed`; contact cancels live attempts on it."""
     async with unit_of_work(request) as session:
         return await service.place_hold(
-            session, case_id=case_id, command=body, ctx=context(request)
+            session, case_id=case_id, command=body, ctx=context(request, principal)
         )
 
 
@@ -321,9 +381,9 @@ async def place_hold(case_id: uuid.UUID, body: HoldCreate, request: Request) -> 
     summary="Holds on a case, past and present",
     responses=problem_responses(404),
 )
-async def list_holds(case_id: uuid.UUID, request: Request) -> list[HoldOut]:
+async def list_holds(case_id: uuid.UUID, request: Request, principal: Reader) -> list[HoldOut]:
     async with unit_of_work(request) as session:
-        return await service.list_holds(session, case_id=case_id, now=context(request).now)
+        return await service.list_holds(session, case_id=case_id, ctx=context(request, principal))
 
 
 @router.post(
@@ -334,7 +394,7 @@ async def list_holds(case_id: uuid.UUID, request: Request) -> list[HoldOut]:
     responses=problem_responses(404, 409),
 )
 async def release_hold(
-    case_id: uuid.UUID, hold_id: uuid.UUID, body: HoldRelease, request: Request
+    case_id: uuid.UUID, hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Writer
 ) -> HoldOut:
     async with unit_of_work(request) as session:
         return await service.release_hold(
@@ -343,7 +403,7 @@ async def release_hold(
             hold_id=hold_id,
             released_by=body.released_by,
             reason=body.reason,
-            ctx=context(request),
+            ctx=context(request, principal),
         )
 
 
@@ -359,14 +419,18 @@ async def release_hold(
     responses=problem_responses(404, 409),
 )
 async def record_payment(
-    case_id: uuid.UUID, body: PaymentIn, request: Request, response: Response
+    case_id: uuid.UUID,
+    body: PaymentIn,
+    request: Request,
+    principal: PaymentTaker,
+    response: Response,
 ) -> PaymentOut:
     """Allocates fees → interest → principal, updates balance and DPD, resolves promises, and
     closes the case as settled when nothing is left. A repeat returns the first result (200)."""
     try:
         async with unit_of_work(request) as session:
             result = await service.record_payment(
-                session, case_id=case_id, command=body, ctx=context(request)
+                session, case_id=case_id, command=body, ctx=context(request, principal)
             )
     except sa_exc.IntegrityError:
         raise Conflict(
@@ -385,9 +449,13 @@ async def record_payment(
     summary="Payments on a case",
     responses=problem_responses(404),
 )
-async def list_payments(case_id: uuid.UUID, request: Request) -> list[PaymentOut]:
+async def list_payments(
+    case_id: uuid.UUID, request: Request, principal: Reader
+) -> list[PaymentOut]:
     async with unit_of_work(request) as session:
-        return await service.list_payments(session, case_id=case_id, ctx=context(request))
+        return await service.list_payments(
+            session, case_id=case_id, ctx=context(request, principal)
+        )
 
 
 @router.post(
@@ -398,10 +466,12 @@ async def list_payments(case_id: uuid.UUID, request: Request) -> list[PaymentOut
     summary="Record a promise to pay",
     responses=problem_responses(404, 409),
 )
-async def take_promise(case_id: uuid.UUID, body: PromiseIn, request: Request) -> PromiseOut:
+async def take_promise(
+    case_id: uuid.UUID, body: PromiseIn, request: Request, principal: Writer
+) -> PromiseOut:
     async with unit_of_work(request) as session:
         return await service.take_promise(
-            session, case_id=case_id, command=body, ctx=context(request)
+            session, case_id=case_id, command=body, ctx=context(request, principal)
         )
 
 
@@ -412,9 +482,13 @@ async def take_promise(case_id: uuid.UUID, body: PromiseIn, request: Request) ->
     summary="Promises and plan instalments on a case",
     responses=problem_responses(404),
 )
-async def list_promises(case_id: uuid.UUID, request: Request) -> list[PromiseOut]:
+async def list_promises(
+    case_id: uuid.UUID, request: Request, principal: Reader
+) -> list[PromiseOut]:
     async with unit_of_work(request) as session:
-        return await service.list_promises(session, case_id=case_id)
+        return await service.list_promises(
+            session, case_id=case_id, ctx=context(request, principal)
+        )
 
 
 @router.post(
@@ -425,11 +499,13 @@ async def list_promises(case_id: uuid.UUID, request: Request) -> list[PromiseOut
     summary="Agree an instalment plan or a settlement offer",
     responses=problem_responses(403, 404, 409),
 )
-async def create_plan(case_id: uuid.UUID, body: PlanIn, request: Request) -> PlanOut:
+async def create_plan(
+    case_id: uuid.UUID, body: PlanIn, request: Request, principal: Writer
+) -> PlanOut:
     """403 when the approver's role may not grant this many instalments or this waiver."""
     async with unit_of_work(request) as session:
         return await service.create_plan(
-            session, case_id=case_id, command=body, ctx=context(request)
+            session, case_id=case_id, command=body, ctx=context(request, principal)
         )
 
 
@@ -444,9 +520,9 @@ async def create_plan(case_id: uuid.UUID, body: PlanIn, request: Request) -> Pla
     summary="Create a team",
     responses=problem_responses(409),
 )
-async def create_team(body: TeamIn, request: Request) -> TeamOut:
+async def create_team(body: TeamIn, request: Request, principal: TeamsAdmin) -> TeamOut:
     async with unit_of_work(request) as session:
-        return await service.create_team(session, command=body)
+        return await service.create_team(session, command=body, tenant=principal.tenant)
 
 
 @router.get(
@@ -456,9 +532,9 @@ async def create_team(body: TeamIn, request: Request) -> TeamOut:
     summary="Teams",
     responses=problem_responses(),
 )
-async def list_teams(request: Request) -> list[TeamOut]:
+async def list_teams(request: Request, principal: TeamsAdmin) -> list[TeamOut]:
     async with unit_of_work(request) as session:
-        return await service.list_teams(session)
+        return await service.list_teams(session, tenant=principal.tenant)
 
 
 @router.post(
@@ -469,9 +545,11 @@ async def list_teams(request: Request) -> list[TeamOut]:
     summary="Add a collector to a team",
     responses=problem_responses(422),
 )
-async def create_collector(body: CollectorIn, request: Request) -> CollectorOut:
+async def create_collector(
+    body: CollectorIn, request: Request, principal: TeamsAdmin
+) -> CollectorOut:
     async with unit_of_work(request) as session:
-        return await service.create_collector(session, command=body)
+        return await service.create_collector(session, command=body, tenant=principal.tenant)
 
 
 @router.get(
@@ -481,9 +559,11 @@ async def create_collector(body: CollectorIn, request: Request) -> CollectorOut:
     summary="Collectors with their current load",
     responses=problem_responses(),
 )
-async def list_collectors(request: Request, team_id: uuid.UUID | None = None) -> list[CollectorOut]:
+async def list_collectors(
+    request: Request, principal: TeamsAdmin, team_id: uuid.UUID | None = None
+) -> list[CollectorOut]:
     async with unit_of_work(request) as session:
-        return await service.list_collectors(session, team_id=team_id)
+        return await service.list_collectors(session, team_id=team_id, tenant=principal.tenant)
 
 
 @router.post(
@@ -494,9 +574,9 @@ async def list_collectors(request: Request, team_id: uuid.UUID | None = None) ->
     summary="Register an outside collection agency",
     responses=problem_responses(409),
 )
-async def create_agency(body: AgencyIn, request: Request) -> AgencyOut:
+async def create_agency(body: AgencyIn, request: Request, principal: TeamsAdmin) -> AgencyOut:
     async with unit_of_work(request) as session:
-        return await service.create_agency(session, command=body)
+        return await service.create_agency(session, command=body, tenant=principal.tenant)
 
 
 @router.get(
@@ -506,9 +586,9 @@ async def create_agency(body: AgencyIn, request: Request) -> AgencyOut:
     summary="Agencies",
     responses=problem_responses(),
 )
-async def list_agencies(request: Request) -> list[AgencyOut]:
+async def list_agencies(request: Request, principal: TeamsAdmin) -> list[AgencyOut]:
     async with unit_of_work(request) as session:
-        return await service.list_agencies(session)
+        return await service.list_agencies(session, tenant=principal.tenant)
 
 
 @router.post(
@@ -519,9 +599,11 @@ async def list_agencies(request: Request) -> list[AgencyOut]:
     summary="Create a work queue",
     responses=problem_responses(409),
 )
-async def create_queue(body: QueueIn, request: Request) -> QueueOut:
+async def create_queue(body: QueueIn, request: Request, principal: TeamsAdmin) -> QueueOut:
     async with unit_of_work(request) as session:
-        return await service.create_queue(session, command=body, policy=context(request).policy)
+        return await service.create_queue(
+            session, command=body, policy=request.app.state.policy, tenant=principal.tenant
+        )
 
 
 @router.get(
@@ -531,9 +613,9 @@ async def create_queue(body: QueueIn, request: Request) -> QueueOut:
     summary="Queues",
     responses=problem_responses(),
 )
-async def list_queues(request: Request) -> list[QueueOut]:
+async def list_queues(request: Request, principal: TeamsAdmin) -> list[QueueOut]:
     async with unit_of_work(request) as session:
-        return await service.list_queues(session)
+        return await service.list_queues(session, tenant=principal.tenant)
 
 
 @router.post(
@@ -546,15 +628,19 @@ async def list_queues(request: Request) -> list[QueueOut]:
         **problem_responses(404),
     },
 )
-async def next_case(queue_id: uuid.UUID, body: NextCaseIn, request: Request) -> Any:
-    """Highest priority first; skips held, placed, locked or someone else's cases."""
+async def next_case(
+    queue_id: uuid.UUID, body: NextCaseIn, request: Request, principal: QueueWorker
+) -> Any:
+    """Highest priority first; skips held, placed, locked or someone else's cases. A collector's
+    own credential takes cases only for itself (403 when the body names another collector)."""
+    collector_id = acting_collector(principal, body.collector_id)
     async with unit_of_work(request) as session:
         case = await service.next_case(
             session,
             queue_id=queue_id,
-            collector_id=body.collector_id,
+            collector_id=collector_id,
             lock_minutes=body.lock_minutes,
-            ctx=context(request),
+            ctx=context(request, principal),
         )
     if case is None:
         return Response(status_code=204)
@@ -568,10 +654,17 @@ async def next_case(queue_id: uuid.UUID, body: NextCaseIn, request: Request) -> 
     summary="Give back a case taken from a queue",
     responses=problem_responses(404, 409),
 )
-async def release_lock(case_id: uuid.UUID, body: LockRelease, request: Request) -> CaseOut:
+async def release_lock(
+    case_id: uuid.UUID, body: LockRelease, request: Request, principal: QueueWorker
+) -> CaseOut:
+    """A collector's own credential gives back only its own cases (403 for another's)."""
+    collector_id = acting_collector(principal, body.collector_id)
     async with unit_of_work(request) as session:
         return await service.release_lock(
-            session, case_id=case_id, collector_id=body.collector_id, ctx=context(request)
+            session,
+            case_id=case_id,
+            collector_id=collector_id,
+            ctx=context(request, principal),
         )
 
 
@@ -582,14 +675,16 @@ async def release_lock(case_id: uuid.UUID, body: LockRelease, request: Request) 
     summary="Assign a case to a collector",
     responses=problem_responses(404, 409),
 )
-async def assign_case(case_id: uuid.UUID, body: AssignIn, request: Request) -> CaseOut:
+async def assign_case(
+    case_id: uuid.UUID, body: AssignIn, request: Request, principal: TeamsAdmin
+) -> CaseOut:
     async with unit_of_work(request) as session:
         return await service.assign_case(
             session,
             case_id=case_id,
             collector_id=body.collector_id,
             by=body.assigned_by,
-            ctx=context(request),
+            ctx=context(request, principal),
         )
 
 
@@ -600,14 +695,16 @@ async def assign_case(case_id: uuid.UUID, body: AssignIn, request: Request) -> C
     summary="Place a case with an outside agency",
     responses=problem_responses(404, 409),
 )
-async def place_case(case_id: uuid.UUID, body: PlacementIn, request: Request) -> CaseOut:
+async def place_case(
+    case_id: uuid.UUID, body: PlacementIn, request: Request, principal: TeamsAdmin
+) -> CaseOut:
     async with unit_of_work(request) as session:
         return await service.place_with_agency(
             session,
             case_id=case_id,
             agency_id=body.agency_id,
             by=body.placed_by,
-            ctx=context(request),
+            ctx=context(request, principal),
         )
 
 
@@ -618,10 +715,16 @@ async def place_case(case_id: uuid.UUID, body: PlacementIn, request: Request) ->
     summary="Recall a case from its agency",
     responses=problem_responses(404, 409),
 )
-async def recall_case(case_id: uuid.UUID, body: RecallIn, request: Request) -> CaseOut:
+async def recall_case(
+    case_id: uuid.UUID, body: RecallIn, request: Request, principal: TeamsAdmin
+) -> CaseOut:
     async with unit_of_work(request) as session:
         return await service.recall_from_agency(
-            session, case_id=case_id, by=body.recalled_by, reason=body.reason, ctx=context(request)
+            session,
+            case_id=case_id,
+            by=body.recalled_by,
+            reason=body.reason,
+            ctx=context(request, principal),
         )
 
 
@@ -632,14 +735,16 @@ async def recall_case(case_id: uuid.UUID, body: RecallIn, request: Request) -> C
     summary="Allocate unassigned cases by skill, language, region and load",
     responses=problem_responses(),
 )
-async def run_allocation(body: AllocationIn, request: Request) -> AllocationOut:
+async def run_allocation(
+    body: AllocationIn, request: Request, principal: TeamsAdmin
+) -> AllocationOut:
     async with unit_of_work(request) as session:
         return await service.allocate(
             session,
             team_id=body.team_id,
             limit=body.limit,
             by=body.assigned_by,
-            ctx=context(request),
+            ctx=context(request, principal),
         )
 
 
@@ -650,10 +755,12 @@ async def run_allocation(body: AllocationIn, request: Request) -> AllocationOut:
     summary="Run the promise, hold-expiry and DPD-roll job now",
     responses=problem_responses(),
 )
-async def daily_run(request: Request) -> DailyRunOut:
-    """The same job the service runs on its own every `daily_run_interval_s`; one slice."""
+async def daily_run(request: Request, principal: JobRunner) -> DailyRunOut:
+    """The same job the service runs on its own every `daily_run_interval_s`, one slice of it,
+    but for the caller's tenant only: one tenant's operator neither triggers nor is named as
+    the cause of changes to another tenant's cases (the service's own run covers them all)."""
     async with unit_of_work(request) as session:
-        return await service.daily_run(session, ctx=context(request))
+        return await service.daily_run(session, ctx=context(request, principal))
 
 
 # --- bulk import ---------------------------------------------------------------------------------
@@ -686,13 +793,16 @@ _UPLOAD_BODY = {
 )
 async def upload_import(
     request: Request,
+    principal: Writer,
     response: Response,
     filename: Annotated[str, Query(min_length=1, max_length=200, examples=["book-2026-11.csv"])],
     format: Annotated[Literal["csv", "jsonl"] | None, Query()] = None,
 ) -> ImportJobOut:
     """The upload is spooled to disk (never held in memory), its header checked, then imported
     in the background; poll `GET /v1/imports/{id}` for progress and rejects. Re-uploading the
-    same file is harmless: unchanged rows are recognised by account id."""
+    same file is harmless: unchanged rows are recognised by account id. The rows become
+    records of the caller's tenant."""
+    ctx = context(request, principal)
     try:
         fmt = importer.detect_format(filename, format or _format_of(request))
     except importer.ImportFileError as exc:
@@ -718,10 +828,10 @@ async def upload_import(
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    ctx = context(request)
     async with unit_of_work(request) as session:
         job = ImportJob(
             id=job_id,
+            tenant=ctx.tenant,
             filename=filename,
             format=fmt,
             status="queued",
@@ -740,6 +850,7 @@ async def upload_import(
         importer.run_job(
             request.app.state.runtime.sessions,
             job_id=job_id,
+            tenant=ctx.tenant,
             path=path,
             fmt=fmt,
             policy=ctx.policy,
@@ -781,11 +892,9 @@ def _format_of(request: Request) -> str | None:
     summary="An import job's progress, counts and first rejects",
     responses=problem_responses(404),
 )
-async def get_import(job_id: uuid.UUID, request: Request) -> ImportJobOut:
+async def get_import(job_id: uuid.UUID, request: Request, principal: Reader) -> ImportJobOut:
     async with unit_of_work(request) as session:
-        job = await session.get(ImportJob, job_id)
-        if job is None:
-            raise NotFound(f"no import job {job_id}")
+        job = await importer.find_job(session, job_id=job_id, tenant=principal.tenant)
         return importer.job_out(job)
 
 
@@ -796,11 +905,11 @@ async def get_import(job_id: uuid.UUID, request: Request) -> ImportJobOut:
     response_class=FileResponse,
     responses={200: {"content": {"text/csv": {}}}, **problem_responses(404)},
 )
-async def get_import_rejects(job_id: uuid.UUID, request: Request) -> FileResponse:
+async def get_import_rejects(
+    job_id: uuid.UUID, request: Request, principal: Reader
+) -> FileResponse:
     async with unit_of_work(request) as session:
-        job = await session.get(ImportJob, job_id)
-    if job is None:
-        raise NotFound(f"no import job {job_id}")
+        job = await importer.find_job(session, job_id=job_id, tenant=principal.tenant)
     folder = Path(request.app.state.runtime.settings.import_dir)
     path = folder / f"{job_id}.rejects.csv"
     if not path.exists():

@@ -15,6 +15,7 @@ from services.cases.handlers import TOPICS, make_handlers
 from services.cases.settings import CasesSettings
 from shared import crypto
 from shared.contracts import utc_now
+from shared.contracts.envelope import DEFAULT_TENANT
 from shared.runtime import ServiceRuntime, build_service_app
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
     app: FastAPI
 
     async def run_daily(runtime: ServiceRuntime) -> None:
-        """Promises, hold expiry and the DPD roll, in short transactions, every interval."""
+        """Promises, hold expiry and the DPD roll of every tenant, in short transactions, every
+        interval."""
         while True:
             try:
                 while True:
@@ -48,8 +50,11 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
                             ctx=service.Context(
                                 now=app.state.clock(),
                                 correlation_id=f"daily-run-{uuid.uuid4()}",
+                                # Each record is changed on behalf of its own tenant.
+                                tenant=DEFAULT_TENANT,
                                 policy=policy,
                             ),
+                            every_tenant=True,
                         )
                     if not (
                         done.promises_kept

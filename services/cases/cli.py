@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import resource
 import sys
 import time
@@ -17,6 +18,7 @@ from services.cases import encryption, importer
 from services.cases.settings import CasesSettings
 from shared import crypto
 from shared.contracts import utc_now
+from shared.contracts.envelope import DEFAULT_TENANT, TENANT_PATTERN
 from shared.crypto import FieldCipher
 from shared.db import create_engine, session_factory
 from shared.migrate import upgrade
@@ -33,7 +35,14 @@ def import_command(argv: list[str]) -> int:
         "--rejects", type=Path, help="where rejected rows go (default: FILE.rejects.csv)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--tenant",
+        default=DEFAULT_TENANT,
+        help=f"the tenant the imported records belong to (default: {DEFAULT_TENANT})",
+    )
     args = parser.parse_args(argv)
+    if re.fullmatch(TENANT_PATTERN, args.tenant) is None:
+        parser.error(f"--tenant {args.tenant!r} is not a tenant name ({TENANT_PATTERN})")
     try:
         fmt = importer.detect_format(args.file.name, args.format)
     except importer.ImportFileError as exc:
@@ -66,6 +75,7 @@ def import_command(argv: list[str]) -> int:
             with args.file.open("rb") as stream, rejects_path.open("w", newline="") as rejects:
                 return await importer.Importer(
                     session_factory(engine),
+                    tenant=args.tenant,
                     policy=policy_from(settings),
                     clock=utc_now,
                     rejects_out=rejects,

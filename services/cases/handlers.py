@@ -27,12 +27,14 @@ TOPICS: tuple[str, ...] = (SCORING_EVENTS, CONTACT_EVENTS, COMPLIANCE_EVENTS)
 def make_handlers(
     policy: service.Policy, clock: Callable[[], datetime] = utc_now
 ) -> dict[str, Handler]:
-    """Handlers that apply the tenant's case policy."""
+    """Handlers that apply the case policy, each to the records of the event's tenant: an
+    event naming another tenant's case or debtor is dead-lettered (PermanentMessageError)."""
 
     def ctx(message: Received) -> service.Context:
         return service.Context(
             now=clock(),
             correlation_id=message.envelope.correlation_id,
+            tenant=message.envelope.tenant,
             causation_id=str(message.envelope.event_id),
             policy=policy,
         )

@@ -30,6 +30,7 @@ from services.cases.models import Case, Debtor, ImportJob, TimelineEntry
 from services.cases.schemas import CaseCreate, ImportJobOut, ImportReject
 from shared.contracts import build_envelope, canonical_json
 from shared.contracts.topics import CASES_EVENTS
+from shared.http import NotFound
 from shared.outbox import enqueue_many
 
 CHUNK = 1000
@@ -195,12 +196,13 @@ def row_hash(command: CaseCreate) -> str:
 
 
 class Importer:
-    """Imports one file into the cases database."""
+    """Imports one file into the cases database, as records of `tenant`."""
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
+        tenant: str,
         policy: service.Policy,
         clock: Callable[[], datetime],
         rejects_out: IO[str] | None = None,
@@ -208,6 +210,7 @@ class Importer:
         on_progress: Callable[[Totals, int], None] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.tenant = tenant
         self.policy = policy
         self.clock = clock
         self.rejects_writer = csv.writer(rejects_out) if rejects_out is not None else None
@@ -250,6 +253,7 @@ class Importer:
         ctx = service.Context(
             now=self.clock(),
             correlation_id=f"import-{self.job_id or uuid.uuid4()}",
+            tenant=self.tenant,
             policy=self.policy,
         )
         async with self.sessions() as session, session.begin():
@@ -258,7 +262,7 @@ class Importer:
             if self.job_id is not None:
                 await session.execute(
                     sa.update(ImportJob)
-                    .where(ImportJob.id == self.job_id)
+                    .where(ImportJob.id == self.job_id, ImportJob.tenant == self.tenant)
                     .values(
                         status="running",
                         bytes_done=position,
@@ -317,7 +321,7 @@ class Importer:
             for row in (
                 await session.execute(
                     sa.select(Case.id, Case.account_id, Case.import_hash, Case.status).where(
-                        Case.account_id.in_(list(first_row))
+                        Case.tenant == ctx.tenant, Case.account_id.in_(list(first_row))
                     )
                 )
             ).all()
@@ -327,7 +331,9 @@ class Importer:
         debtors: dict[str, dict[str, Any]] = {}
         if refs:
             found = await session.execute(
-                sa.select(DEBTORS).where(DEBTORS.c.external_ref.in_(refs))
+                sa.select(DEBTORS).where(
+                    DEBTORS.c.tenant == ctx.tenant, DEBTORS.c.external_ref.in_(refs)
+                )
             )
             debtors = {row.external_ref: dict(row._mapping) for row in found.all()}
         new_debtors: list[dict[str, Any]] = []
@@ -345,7 +351,7 @@ class Importer:
             ref = command.debtor.external_ref
             debtor = debtors.get(ref) if ref else None
             if debtor is None:
-                debtor = service.debtor_row(command, now=ctx.now)
+                debtor = service.debtor_row(command, now=ctx.now, tenant=ctx.tenant)
                 new_debtors.append(debtor)
                 if ref:
                     debtors[ref] = debtor
@@ -373,6 +379,7 @@ class Importer:
             TIMELINE.insert(),
             [
                 {
+                    "tenant": case.tenant,
                     "case_id": case.id,
                     "kind": "opened",
                     "actor": "import",
@@ -396,6 +403,7 @@ class Importer:
                     key=str(case.id),
                     producer=service.PRODUCER,
                     correlation_id=ctx.correlation_id,
+                    tenant=case.tenant,
                 )
                 for case, debtor in views
             ],
@@ -411,7 +419,7 @@ class Importer:
     ) -> bool:
         """The core system's figures changed: balances, due date and tags follow the file.
         False when nothing visible differs (the row was only written differently)."""
-        case, debtor = await service._load(session, case_id)
+        case, debtor = await service._load(session, case_id, ctx=ctx)
         changed = []
         for name in ("principal", "interest", "fees", "installment_amount", "portfolio"):
             if getattr(case, name) != getattr(command, name):
@@ -487,18 +495,25 @@ async def run_job(
     sessions: async_sessionmaker[AsyncSession],
     *,
     job_id: uuid.UUID,
+    tenant: str,
     path: Path,
     fmt: str,
     policy: service.Policy,
     clock: Callable[[], datetime],
 ) -> None:
-    """Import an uploaded file as job `job_id`; the rejects file lands beside the upload."""
+    """Import an uploaded file as job `job_id` of `tenant` (whose records the rows become); the
+    rejects file lands beside the upload."""
     rejects_path = path.with_suffix(".rejects.csv")
     status, error = "done", None
     try:
         with path.open("rb") as stream, rejects_path.open("w", newline="") as rejects:
             await Importer(
-                sessions, policy=policy, clock=clock, rejects_out=rejects, job_id=job_id
+                sessions,
+                tenant=tenant,
+                policy=policy,
+                clock=clock,
+                rejects_out=rejects,
+                job_id=job_id,
             ).run(stream, fmt)
     except ImportFileError as exc:
         status, error = "failed", str(exc)
@@ -507,13 +522,24 @@ async def run_job(
     async with sessions() as session, session.begin():
         await session.execute(
             sa.update(ImportJob)
-            .where(ImportJob.id == job_id)
+            .where(ImportJob.id == job_id, ImportJob.tenant == tenant)
             .values(status=status, error=error, finished_at=clock())
         )
 
 
+async def find_job(session: AsyncSession, *, job_id: uuid.UUID, tenant: str) -> ImportJob:
+    """The tenant's import job; NotFound for another tenant's, as for one that never was."""
+    job = await session.scalar(
+        sa.select(ImportJob).where(ImportJob.id == job_id, ImportJob.tenant == tenant)
+    )
+    if job is None:
+        raise NotFound(f"no import job {job_id}")
+    return job
+
+
 async def fail_interrupted(session: AsyncSession, *, now: datetime) -> None:
-    """Jobs left running by a stopped process: say so (re-uploading the file is safe)."""
+    """Jobs left running by a stopped process, of every tenant: say so (re-uploading the file
+    is safe)."""
     await session.execute(
         sa.update(ImportJob)
         .where(ImportJob.status.in_(["queued", "running"]))

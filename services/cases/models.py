@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared import crypto
+from shared.contracts.envelope import DEFAULT_TENANT
 from shared.crypto import EncryptedJSON, EncryptedString, SealedPathsJSON
 from shared.db import BigIntPK, MoneyMinorUnits, UtcDateTime
 
@@ -35,11 +36,20 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
 
 
-class Debtor(Base):
+class TenantOwned:
+    """Every record belongs to one tenant; the service filters every query by it, so a record
+    of another tenant behaves as if it did not exist. The server default only serves rows
+    written before tenancy (migration 0006): the service always sets the tenant itself."""
+
+    tenant: Mapped[str] = mapped_column(sa.String(63), server_default=DEFAULT_TENANT)
+
+
+class Debtor(TenantOwned, Base):
     __tablename__ = "debtors"
+    __table_args__ = (sa.UniqueConstraint("tenant", "external_ref", name="uq_debtors_tenant_ref"),)
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
-    external_ref: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    external_ref: Mapped[str | None] = mapped_column(sa.String(64))
     kind: Mapped[str] = mapped_column(sa.String(16), default="person")
     name: Mapped[str] = mapped_column(sa.String(200))
     # Personal data is encrypted at rest (shared/crypto.py); the *_index columns hold keyed
@@ -67,18 +77,21 @@ class Debtor(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class Case(Base):
+class Case(TenantOwned, Base):
     __tablename__ = "cases"
     __table_args__ = (
-        # One open case per account: two agents must never collect the same debt twice.
+        # One open case per account of a tenant: two agents must never collect the same debt
+        # twice (two creditors may well use the same account numbers).
         sa.Index(
             "uq_cases_open_account",
+            "tenant",
             "account_id",
             unique=True,
             postgresql_where=sa.text("status = 'open'"),
             sqlite_where=sa.text("status = 'open'"),
         ),
         sa.Index("ix_cases_queue", "status", "priority"),
+        sa.Index("ix_cases_tenant_queue", "tenant", "status", "priority"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
@@ -130,7 +143,7 @@ class Case(Base):
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
-class Hold(Base):
+class Hold(TenantOwned, Base):
     __tablename__ = "holds"
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
@@ -145,16 +158,18 @@ class Hold(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class Team(Base):
+class Team(TenantOwned, Base):
     __tablename__ = "teams"
+    __table_args__ = (sa.UniqueConstraint("tenant", "name", name="uq_teams_tenant_name"),)
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
     region: Mapped[str | None] = mapped_column(sa.String(64))
 
 
-class Collector(Base):
+class Collector(TenantOwned, Base):
     __tablename__ = "collectors"
+    __table_args__ = (sa.Index("ix_collectors_tenant_name", "tenant", "name"),)
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(sa.String(200))
@@ -166,26 +181,28 @@ class Collector(Base):
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
 
 
-class Agency(Base):
+class Agency(TenantOwned, Base):
     __tablename__ = "agencies"
+    __table_args__ = (sa.UniqueConstraint("tenant", "name", name="uq_agencies_tenant_name"),)
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
     commission_rate: Mapped[float] = mapped_column(sa.Float, default=0.0)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
 
 
-class Queue(Base):
+class Queue(TenantOwned, Base):
     __tablename__ = "queues"
+    __table_args__ = (sa.UniqueConstraint("tenant", "name", name="uq_queues_tenant_name"),)
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
     team_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("teams.id"))
     # Which cases the queue serves (stages, buckets, tiers, tags, balance range).
     criteria: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
 
 
-class Promise(Base):
+class Promise(TenantOwned, Base):
     """A promise to pay, or one instalment of a plan (tracked the same way)."""
 
     __tablename__ = "promises"
@@ -206,7 +223,7 @@ class Promise(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class Plan(Base):
+class Plan(TenantOwned, Base):
     __tablename__ = "plans"
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
@@ -223,12 +240,16 @@ class Plan(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class Payment(Base):
+class Payment(TenantOwned, Base):
     __tablename__ = "payments"
+    __table_args__ = (
+        # The payer's id is unique within a tenant: each creditor's payment system numbers its own.
+        sa.UniqueConstraint("tenant", "external_payment_id", name="uq_payments_tenant_external_id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     case_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("cases.id"), index=True)
-    external_payment_id: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    external_payment_id: Mapped[str] = mapped_column(sa.String(100))
     amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(sa.String(3))
     paid_on: Mapped[date] = mapped_column(sa.Date)
@@ -241,7 +262,7 @@ class Payment(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class Note(Base):
+class Note(TenantOwned, Base):
     __tablename__ = "notes"
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
@@ -251,7 +272,7 @@ class Note(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class TimelineEntry(Base):
+class TimelineEntry(TenantOwned, Base):
     """Every change to a case, in order, with the case as it stood right after it (so the case
     on any past date is the snapshot of the last entry recorded by then)."""
 
@@ -270,7 +291,7 @@ class TimelineEntry(Base):
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class ImportJob(Base):
+class ImportJob(TenantOwned, Base):
     __tablename__ = "import_jobs"
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
@@ -290,12 +311,14 @@ class ImportJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
-class IdempotencyRecord(Base):
-    """The first response to a request with an Idempotency-Key, replayed on retries."""
+class IdempotencyRecord(TenantOwned, Base):
+    """The first response to a request with an Idempotency-Key, replayed on retries. Keys are
+    the clients' own, so two tenants using the same key are two different requests."""
 
     __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.PrimaryKeyConstraint("tenant", "key", name="pk_idempotency_keys"),)
 
-    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(200))
     request_hash: Mapped[str] = mapped_column(sa.String(64))
     status_code: Mapped[int] = mapped_column(sa.Integer)
     response: Mapped[dict[str, Any]] = mapped_column(

@@ -12,10 +12,10 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,6 +67,7 @@ from services.cases.schemas import (
     TimelineEntryOut,
 )
 from shared import crypto
+from shared.bus import PermanentMessageError
 from shared.contracts import (
     CaseAssigned,
     CaseClosed,
@@ -131,18 +132,27 @@ class Policy:
 DEFAULT_POLICY = Policy()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Context:
     """Who and when, for one transaction."""
 
     now: datetime
     correlation_id: str
+    #: Whose records: every query filters by it, a record of another tenant does not exist.
+    tenant: str
     causation_id: str | None = None
     policy: Policy = DEFAULT_POLICY
+    #: Set for a collector's own credential: only the cases assigned to that collector (or
+    #: taken by them from a queue and still locked to them) exist for this caller.
+    collector_id: uuid.UUID | None = None
 
     @property
     def today(self) -> date:
         return self.now.date()
+
+    def of(self, tenant: str) -> Context:
+        """The same moment, on behalf of `tenant` (the daily run works through every tenant)."""
+        return replace(self, tenant=tenant, collector_id=None)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -211,20 +221,36 @@ def case_out(
     )
 
 
+def _visible(ctx: Context) -> list[sa.ColumnElement[bool]]:
+    """The cases that exist for this caller: the tenant's, and for a collector only their own
+    (assigned to them, or taken from a queue and still locked to them)."""
+    where = [Case.tenant == ctx.tenant]
+    if ctx.collector_id is not None:
+        where.append(
+            sa.or_(
+                Case.collector_id == ctx.collector_id,
+                sa.and_(Case.locked_by == ctx.collector_id, Case.locked_until >= ctx.now),
+            )
+        )
+    return where
+
+
 async def _load(
-    session: AsyncSession, case_id: uuid.UUID, *, for_update: bool = True
+    session: AsyncSession, case_id: uuid.UUID, *, ctx: Context, for_update: bool = True
 ) -> tuple[Case, Debtor]:
-    found = await _find(session, case_id, for_update=for_update)
+    found = await _find(session, case_id, ctx=ctx, for_update=for_update)
     if found is None:
         raise NotFound(f"no case {case_id}")
     return found
 
 
 async def _find(
-    session: AsyncSession, case_id: uuid.UUID, *, for_update: bool = True
+    session: AsyncSession, case_id: uuid.UUID, *, ctx: Context, for_update: bool = True
 ) -> tuple[Case, Debtor] | None:
     query = (
-        sa.select(Case, Debtor).join(Debtor, Debtor.id == Case.debtor_id).where(Case.id == case_id)
+        sa.select(Case, Debtor)
+        .join(Debtor, Debtor.id == Case.debtor_id)
+        .where(Case.id == case_id, *_visible(ctx))
     )
     if for_update:
         # PostgreSQL: writers to one case queue here; SQLite's BEGIN IMMEDIATE already did.
@@ -233,35 +259,33 @@ async def _find(
     return None if row is None else (row[0], row[1])
 
 
-async def _load_open(session: AsyncSession, case_id: uuid.UUID) -> tuple[Case, Debtor]:
-    case, debtor = await _load(session, case_id)
+async def _load_open(
+    session: AsyncSession, case_id: uuid.UUID, *, ctx: Context
+) -> tuple[Case, Debtor]:
+    case, debtor = await _load(session, case_id, ctx=ctx)
     if case.status != "open":
         raise CaseClosedError(f"case {case_id} is closed ({case.closure}); nothing more can change")
     return case, debtor
 
 
 async def get_case(
-    session: AsyncSession,
-    *,
-    case_id: uuid.UUID,
-    today: date,
-    as_of: datetime | None = None,
-    policy: Policy = DEFAULT_POLICY,
+    session: AsyncSession, *, case_id: uuid.UUID, ctx: Context, as_of: datetime | None = None
 ) -> CaseOut:
     """The case now, or as it stood at `as_of` (the last change recorded by then)."""
+    case, debtor = await _load(session, case_id, ctx=ctx, for_update=False)
     if as_of is None:
-        case, debtor = await _load(session, case_id, for_update=False)
-        return case_out(case, debtor, today=today, policy=policy)
+        return case_out(case, debtor, today=ctx.today, policy=ctx.policy)
     snapshot = await session.scalar(
         sa.select(TimelineEntry.snapshot)
-        .where(TimelineEntry.case_id == case_id, TimelineEntry.recorded_at <= as_of)
+        .where(
+            TimelineEntry.tenant == ctx.tenant,
+            TimelineEntry.case_id == case_id,
+            TimelineEntry.recorded_at <= as_of,
+        )
         .order_by(TimelineEntry.seq.desc())
         .limit(1)
     )
     if snapshot is None:
-        exists = await session.scalar(sa.select(Case.id).where(Case.id == case_id))
-        if exists is None:
-            raise NotFound(f"no case {case_id}")
         raise NotFound(f"case {case_id} did not exist yet at {as_of.isoformat()}")
     past = CaseOut.model_validate(snapshot)
     # DPD as it was on that day, from the due date as it was then.
@@ -273,7 +297,7 @@ async def get_case(
     return past.model_copy(
         update={
             "days_past_due": dpd,
-            "dpd_bucket": domain.dpd_bucket(days=dpd, buckets=policy.buckets),
+            "dpd_bucket": domain.dpd_bucket(days=dpd, buckets=ctx.policy.buckets),
         }
     )
 
@@ -365,17 +389,12 @@ def _conditions(flt: CaseFilter, *, today: date, policy: Policy) -> list[sa.Colu
 
 
 async def list_cases(
-    session: AsyncSession,
-    *,
-    flt: CaseFilter,
-    limit: int,
-    cursor: str | None,
-    today: date,
-    policy: Policy = DEFAULT_POLICY,
+    session: AsyncSession, *, flt: CaseFilter, limit: int, cursor: str | None, ctx: Context
 ) -> CasePage:
     """Cases matching `flt`, highest priority first, with a keyset cursor (stable under inserts)."""
+    today, policy = ctx.today, ctx.policy
     query = sa.select(Case, Debtor).join(Debtor, Debtor.id == Case.debtor_id)
-    where = _conditions(flt, today=today, policy=policy)
+    where = [*_visible(ctx), *_conditions(flt, today=today, policy=policy)]
     if cursor:
         priority, opened_at, case_id = _decode_cursor(cursor)
         where.append(
@@ -415,12 +434,14 @@ async def _record(
     data: dict[str, Any] | None = None,
     events: Sequence[EventPayload] = (),
 ) -> None:
-    """Timeline entry (with the case as it now stands) and the change's events, one transaction."""
+    """Timeline entry (with the case as it now stands) and the change's events, one transaction.
+    Both take the case's own tenant, whoever's context recorded the change."""
     case.updated_at = ctx.now
     await session.flush()
     snapshot = case_out(case, debtor, today=ctx.today, policy=ctx.policy).model_dump(mode="json")
     session.add(
         TimelineEntry(
+            tenant=case.tenant,
             case_id=case.id,
             kind=kind,
             actor=actor,
@@ -440,6 +461,7 @@ async def _record(
                 producer=PRODUCER,
                 correlation_id=ctx.correlation_id,
                 causation_id=ctx.causation_id,
+                tenant=case.tenant,
             ),
         )
 
@@ -487,13 +509,14 @@ def request_fingerprint(command: CaseCreate) -> str:
     return hashlib.sha256(canonical_json(command.model_dump(mode="json"))).hexdigest()
 
 
-def debtor_row(command: CaseCreate, *, now: datetime) -> dict[str, Any]:
+def debtor_row(command: CaseCreate, *, now: datetime, tenant: str) -> dict[str, Any]:
     """Every column of a new debtor (the first phone contact point doubles as `phone`)."""
     d = command.debtor
     phone = d.phone or next((p.value for p in d.contact_points if p.kind == "phone"), None)
     cipher = crypto.current()
     return {
         "id": uuid.uuid4(),
+        "tenant": tenant,
         "external_ref": d.external_ref,
         "kind": d.kind.value,
         "name": d.name,
@@ -521,6 +544,7 @@ def case_row(command: CaseCreate, *, debtor_id: uuid.UUID, ctx: Context) -> dict
     dpd = domain.days_past_due(due_date=command.due_date, today=ctx.today)
     return {
         "id": uuid.uuid4(),
+        "tenant": ctx.tenant,
         "account_id": command.account_id,
         "debtor_id": debtor_id,
         "product": command.product,
@@ -564,9 +588,9 @@ def case_row(command: CaseCreate, *, debtor_id: uuid.UUID, ctx: Context) -> dict
     }
 
 
-def new_debtor(command: CaseCreate, *, now: datetime) -> Debtor:
+def new_debtor(command: CaseCreate, *, now: datetime, tenant: str) -> Debtor:
     """A debtor from the request."""
-    return Debtor(**debtor_row(command, now=now))
+    return Debtor(**debtor_row(command, now=now, tenant=tenant))
 
 
 def new_case(command: CaseCreate, *, debtor_id: uuid.UUID, ctx: Context) -> Case:
@@ -613,7 +637,11 @@ async def open_case(
     """Open a case for a delinquent account and stage `case.opened`."""
     fingerprint = request_fingerprint(command)
     if idempotency_key is not None:
-        previous = await session.get(IdempotencyRecord, idempotency_key)
+        previous = await session.scalar(
+            sa.select(IdempotencyRecord).where(
+                IdempotencyRecord.tenant == ctx.tenant, IdempotencyRecord.key == idempotency_key
+            )
+        )
         if previous is not None:
             if previous.request_hash != fingerprint:
                 raise IdempotencyKeyReused(
@@ -624,7 +652,7 @@ async def open_case(
     # A second open case for the account is caught by the unique index (one round trip fewer
     # than asking first, and right under concurrency too); the caller turns it into a 409.
 
-    debtor = await _find_or_create_debtor(session, command=command, now=ctx.now)
+    debtor = await _find_or_create_debtor(session, command=command, ctx=ctx)
     case = new_case(command, debtor_id=debtor.id, ctx=ctx)
     session.add(case)
     await _record(
@@ -641,6 +669,7 @@ async def open_case(
     if idempotency_key is not None:
         session.add(
             IdempotencyRecord(
+                tenant=ctx.tenant,
                 key=idempotency_key,
                 request_hash=fingerprint,
                 status_code=201,
@@ -652,23 +681,27 @@ async def open_case(
     return OpenCaseResult(out, replayed=False)
 
 
-async def open_case_of(session: AsyncSession, *, account_id: str) -> uuid.UUID | None:
-    """The open case of an account, if any."""
+async def open_case_of(session: AsyncSession, *, account_id: str, tenant: str) -> uuid.UUID | None:
+    """The tenant's open case of an account, if any."""
     found: uuid.UUID | None = await session.scalar(
-        sa.select(Case.id).where(Case.account_id == account_id, Case.status == "open")
+        sa.select(Case.id).where(
+            Case.tenant == tenant, Case.account_id == account_id, Case.status == "open"
+        )
     )
     return found
 
 
 async def _find_or_create_debtor(
-    session: AsyncSession, *, command: CaseCreate, now: datetime
+    session: AsyncSession, *, command: CaseCreate, ctx: Context
 ) -> Debtor:
     ref = command.debtor.external_ref
     if ref is not None:
-        found = await session.scalar(sa.select(Debtor).where(Debtor.external_ref == ref))
+        found = await session.scalar(
+            sa.select(Debtor).where(Debtor.tenant == ctx.tenant, Debtor.external_ref == ref)
+        )
         if found is not None:
             return found
-    debtor = new_debtor(command, now=now)
+    debtor = new_debtor(command, now=ctx.now, tenant=ctx.tenant)
     session.add(debtor)
     await session.flush()  # no ORM relationship orders the inserts, so the debtor goes first
     return debtor
@@ -678,29 +711,47 @@ async def _find_or_create_debtor(
 
 
 async def find_debtor_ids(
-    session: AsyncSession, *, national_id: str | None = None, phone: str | None = None
+    session: AsyncSession,
+    *,
+    tenant: str,
+    national_id: str | None = None,
+    phone: str | None = None,
 ) -> list[uuid.UUID]:
-    """Debtors with this national id and/or phone, found by their blind indexes (the values
-    themselves are encrypted and cannot be compared in SQL)."""
+    """The tenant's debtors with this national id and/or phone, found by their blind indexes
+    (the values themselves are encrypted and cannot be compared in SQL). The index is keyed per
+    deployment, not per tenant, so the same person under two tenants matches in both: the
+    tenant condition is what keeps them apart."""
     cipher = crypto.current()
-    where = []
+    where = [Debtor.tenant == tenant]
     if national_id is not None:
         where.append(
             Debtor.national_id_index == cipher.blind_index(national_id, kind="national_id")
         )
     if phone is not None:
         where.append(Debtor.phone_index == cipher.blind_index(phone, kind="phone"))
-    if not where:
+    if len(where) == 1:
         raise ValueError("give a national id or a phone")
     found = await session.scalars(sa.select(Debtor.id).where(*where).order_by(Debtor.created_at))
     return list(found)
 
 
-async def get_debtor(session: AsyncSession, *, debtor_id: uuid.UUID) -> DebtorOut:
-    debtor = await session.get(Debtor, debtor_id)
+async def _load_debtor(
+    session: AsyncSession, debtor_id: uuid.UUID, *, ctx: Context, for_update: bool = False
+) -> Debtor:
+    query = sa.select(Debtor).where(Debtor.id == debtor_id, Debtor.tenant == ctx.tenant)
+    if ctx.collector_id is not None:
+        # A collector knows a debtor only through one of their own cases.
+        query = query.where(sa.exists().where(Case.debtor_id == Debtor.id, *_visible(ctx)))
+    if for_update:
+        query = query.with_for_update(of=Debtor)
+    debtor = await session.scalar(query)
     if debtor is None:
         raise NotFound(f"no debtor {debtor_id}")
-    return _debtor_out(debtor)
+    return debtor
+
+
+async def get_debtor(session: AsyncSession, *, debtor_id: uuid.UUID, ctx: Context) -> DebtorOut:
+    return _debtor_out(await _load_debtor(session, debtor_id, ctx=ctx))
 
 
 def _debtor_out(debtor: Debtor) -> DebtorOut:
@@ -725,9 +776,7 @@ async def set_preferences(
     """Replace the debtor's channel opt-outs and consents; publishes
     `debtor.preferences_changed` (contact applies it to every debt of this person) and notes the
     change on the timeline of each open case."""
-    debtor = await session.get(Debtor, debtor_id, with_for_update=True)
-    if debtor is None:
-        raise NotFound(f"no debtor {debtor_id}")
+    debtor = await _load_debtor(session, debtor_id, ctx=ctx, for_update=True)
     debtor.opted_out_channels = sorted(set(command.opted_out_channels))
     debtor.consents = sorted(set(command.consents))
     debtor.preferences_changed_at = ctx.now
@@ -737,7 +786,9 @@ async def set_preferences(
     )
     cases = (
         await session.scalars(
-            sa.select(Case).where(Case.debtor_id == debtor_id, Case.status == "open")
+            sa.select(Case).where(
+                Case.tenant == debtor.tenant, Case.debtor_id == debtor_id, Case.status == "open"
+            )
         )
     ).all()
     for case in cases:
@@ -769,6 +820,7 @@ async def set_preferences(
             key=str(debtor.id),
             producer=PRODUCER,
             correlation_id=ctx.correlation_id,
+            tenant=debtor.tenant,
         ),
     )
     return _debtor_out(debtor)
@@ -781,7 +833,7 @@ async def change_stage(
     session: AsyncSession, *, case_id: uuid.UUID, stage: Stage, reason: str, by: str, ctx: Context
 ) -> CaseOut:
     """Move a case to legal or restructuring (or back to the DPD-driven stages)."""
-    case, debtor = await _load_open(session, case_id)
+    case, debtor = await _load_open(session, case_id, ctx=ctx)
     if case.stage == stage.value:
         return case_out(case, debtor, today=ctx.today, policy=ctx.policy)
     previous = case.stage
@@ -812,7 +864,7 @@ async def close_case(
     ctx: Context,
 ) -> CaseOut:
     """Close a case (settled only when nothing is owed; other closures keep the balance)."""
-    case, debtor = await _load_open(session, case_id)
+    case, debtor = await _load_open(session, case_id, ctx=ctx)
     if closure is Closure.SETTLED and case.outstanding > 0:
         settled_by_plan = await _settlement_fulfilled(session, case)
         if not settled_by_plan:
@@ -844,12 +896,16 @@ async def _close(
     # Open promises and plans end with the case; they are neither kept nor broken.
     await session.execute(
         sa.update(Promise)
-        .where(Promise.case_id == case.id, Promise.status == PromiseStatus.PENDING.value)
+        .where(
+            Promise.tenant == case.tenant,
+            Promise.case_id == case.id,
+            Promise.status == PromiseStatus.PENDING.value,
+        )
         .values(status=PromiseStatus.CANCELLED.value, resolved_at=ctx.now)
     )
     await session.execute(
         sa.update(Plan)
-        .where(Plan.case_id == case.id, Plan.status == "active")
+        .where(Plan.tenant == case.tenant, Plan.case_id == case.id, Plan.status == "active")
         .values(status="completed" if closure is Closure.SETTLED else "cancelled")
     )
     await _record(
@@ -878,8 +934,10 @@ async def add_note(
     session: AsyncSession, *, case_id: uuid.UUID, author: str, text: str, ctx: Context
 ) -> TimelineEntryOut:
     """A free-text note on the case timeline (closed cases still take notes)."""
-    case, debtor = await _load(session, case_id)
-    session.add(Note(case_id=case.id, author=author, text=text, created_at=ctx.now))
+    case, debtor = await _load(session, case_id, ctx=ctx)
+    session.add(
+        Note(tenant=case.tenant, case_id=case.id, author=author, text=text, created_at=ctx.now)
+    )
     await _record(
         session,
         case=case,
@@ -893,7 +951,7 @@ async def add_note(
     await session.flush()
     entry = await session.scalar(
         sa.select(TimelineEntry)
-        .where(TimelineEntry.case_id == case.id)
+        .where(TimelineEntry.tenant == case.tenant, TimelineEntry.case_id == case.id)
         .order_by(TimelineEntry.seq.desc())
         .limit(1)
     )
@@ -913,12 +971,14 @@ def _entry_out(entry: TimelineEntry) -> TimelineEntryOut:
 
 
 async def timeline(
-    session: AsyncSession, *, case_id: uuid.UUID, as_of: datetime | None = None
+    session: AsyncSession, *, case_id: uuid.UUID, ctx: Context, as_of: datetime | None = None
 ) -> Timeline:
     """Every change to the case in the order it was recorded (up to `as_of`)."""
-    if await session.scalar(sa.select(Case.id).where(Case.id == case_id)) is None:
+    if await session.scalar(sa.select(Case.id).where(Case.id == case_id, *_visible(ctx))) is None:
         raise NotFound(f"no case {case_id}")
-    query = sa.select(TimelineEntry).where(TimelineEntry.case_id == case_id)
+    query = sa.select(TimelineEntry).where(
+        TimelineEntry.tenant == ctx.tenant, TimelineEntry.case_id == case_id
+    )
     if as_of is not None:
         query = query.where(TimelineEntry.recorded_at <= as_of)
     entries = (await session.scalars(query.order_by(TimelineEntry.seq))).all()
@@ -959,9 +1019,10 @@ async def place_hold(
         raise Invalid("starts_at may be back-dated but not in the future")
     if command.ends_at is not None and command.ends_at <= max(starts_at, ctx.now):
         raise Invalid("ends_at must be after starts_at and in the future")
-    case, debtor = await _load_open(session, case_id)
+    case, debtor = await _load_open(session, case_id, ctx=ctx)
     hold = Hold(
         id=hold_id or uuid.uuid4(),
+        tenant=case.tenant,
         case_id=case.id,
         kind=command.kind.value,
         reason=command.reason,
@@ -1014,9 +1075,13 @@ async def release_hold(
     ctx: Context,
 ) -> HoldOut:
     """End a hold; publishes `case.hold_released`. Releasing twice is a 409."""
-    case, debtor = await _load(session, case_id)
-    hold = await session.get(Hold, hold_id, with_for_update=True)
-    if hold is None or hold.case_id != case_id:
+    case, debtor = await _load(session, case_id, ctx=ctx)
+    hold = await session.scalar(
+        sa.select(Hold)
+        .where(Hold.id == hold_id, Hold.tenant == case.tenant, Hold.case_id == case.id)
+        .with_for_update()
+    )
+    if hold is None:
         raise NotFound(f"case {case_id} has no hold {hold_id}")
     if hold.released_at is not None:
         raise Conflict(f"hold {hold_id} was already released at {hold.released_at.isoformat()}")
@@ -1059,11 +1124,40 @@ async def _release(
 COMPLIANCE_HOLDS = uuid.UUID("5b1f9c1e-3d0a-4f7e-9c55-1e2d3c4b5a69")
 
 
+async def _refuse_other_tenant(
+    session: AsyncSession, model: type[Case] | type[Debtor], record_id: uuid.UUID, *, ctx: Context
+) -> None:
+    """A consumed event naming another tenant's record is never applied: it is dead-lettered
+    at once, since no retry can make it right. (A record unknown to every tenant is another
+    matter: the caller skips it, as it always did.)"""
+    owner = await session.scalar(sa.select(model.tenant).where(model.id == record_id))
+    if owner is not None and owner != ctx.tenant:
+        what = "case" if model is Case else "debtor"
+        raise PermanentMessageError(
+            f"an event of tenant {ctx.tenant!r} names {what} {record_id}, which belongs to "
+            "another tenant; not applied"
+        )
+
+
+async def _event_case(
+    session: AsyncSession, case_id: uuid.UUID, *, ctx: Context
+) -> tuple[Case, Debtor] | None:
+    """The case a consumed event is about, or None if this tenant has no such case."""
+    found = await _find(session, case_id, ctx=ctx)
+    if found is None:
+        await _refuse_other_tenant(session, Case, case_id, ctx=ctx)
+    return found
+
+
 async def _compliance_cases(
-    session: AsyncSession, *, case_id: uuid.UUID | None, debtor_id: uuid.UUID | None
+    session: AsyncSession, *, case_id: uuid.UUID | None, debtor_id: uuid.UUID | None, ctx: Context
 ) -> list[uuid.UUID]:
     """The open cases a compliance event concerns: its case, else every open case of the
     debtor (a complaint about the person)."""
+    if case_id is not None:
+        await _refuse_other_tenant(session, Case, case_id, ctx=ctx)
+    if debtor_id is not None:
+        await _refuse_other_tenant(session, Debtor, debtor_id, ctx=ctx)
     if case_id is not None:
         return [case_id]
     if debtor_id is None:
@@ -1072,7 +1166,9 @@ async def _compliance_cases(
         (
             await session.scalars(
                 sa.select(Case.id)
-                .where(Case.debtor_id == debtor_id, Case.status == "open")
+                .where(
+                    Case.tenant == ctx.tenant, Case.debtor_id == debtor_id, Case.status == "open"
+                )
                 .order_by(Case.id)
             )
         ).all()
@@ -1093,16 +1189,22 @@ async def hold_for_compliance(
     each open case it concerns, once per event; returns how many were placed. A case unknown
     here or already closed is skipped: there is nothing left to contact."""
     placed = 0
-    for target in await _compliance_cases(session, case_id=case_id, debtor_id=debtor_id):
+    targets = await _compliance_cases(session, case_id=case_id, debtor_id=debtor_id, ctx=ctx)
+    for target in targets:
         hold_id = uuid.uuid5(COMPLIANCE_HOLDS, f"{event_id}:{target}")
-        if await session.get(Hold, hold_id) is not None:
+        if await session.scalar(
+            sa.select(Hold.id).where(Hold.id == hold_id, Hold.tenant == ctx.tenant)
+        ):
             continue
-        found = await _find(session, target)
+        found = await _find(session, target, ctx=ctx)
         if found is None or found[0].status != "open":
             continue
         if kind is HoldKind.COMPLIANCE_REVIEW and await session.scalar(
             sa.select(Hold.id).where(
-                Hold.case_id == target, Hold.kind == kind.value, Hold.released_at.is_(None)
+                Hold.tenant == ctx.tenant,
+                Hold.case_id == target,
+                Hold.kind == kind.value,
+                Hold.released_at.is_(None),
             )
         ):
             continue  # one review hold at a time is enough
@@ -1129,14 +1231,16 @@ async def release_for_compliance(
     """Release the live holds compliance placed for one complaint (matched by kind and the
     reason it wrote); returns how many."""
     released = 0
-    for target in await _compliance_cases(session, case_id=case_id, debtor_id=debtor_id):
-        found = await _find(session, target)
+    targets = await _compliance_cases(session, case_id=case_id, debtor_id=debtor_id, ctx=ctx)
+    for target in targets:
+        found = await _find(session, target, ctx=ctx)
         if found is None:
             continue
         case, debtor = found
         holds = (
             await session.scalars(
                 sa.select(Hold).where(
+                    Hold.tenant == ctx.tenant,
                     Hold.case_id == target,
                     Hold.kind == kind.value,
                     Hold.placed_by == "compliance",
@@ -1159,14 +1263,16 @@ async def release_for_compliance(
     return released
 
 
-async def list_holds(session: AsyncSession, *, case_id: uuid.UUID, now: datetime) -> list[HoldOut]:
-    await _load(session, case_id, for_update=False)
+async def list_holds(session: AsyncSession, *, case_id: uuid.UUID, ctx: Context) -> list[HoldOut]:
+    await _load(session, case_id, ctx=ctx, for_update=False)
     holds = (
         await session.scalars(
-            sa.select(Hold).where(Hold.case_id == case_id).order_by(Hold.created_at)
+            sa.select(Hold)
+            .where(Hold.tenant == ctx.tenant, Hold.case_id == case_id)
+            .order_by(Hold.created_at)
         )
     ).all()
-    return [_hold_out(h, now) for h in holds]
+    return [_hold_out(h, ctx.now) for h in holds]
 
 
 # --- payments ---------------------------------------------------------------------------------
@@ -1214,18 +1320,21 @@ async def record_payment(
     same id with other details is a 409 (two different payments must not share an id)."""
     fingerprint = _payment_fingerprint(command, case_id)
     existing = await session.scalar(
-        sa.select(Payment).where(Payment.external_payment_id == command.external_payment_id)
+        sa.select(Payment).where(
+            Payment.tenant == ctx.tenant,
+            Payment.external_payment_id == command.external_payment_id,
+        )
     )
     if existing is not None:
         if existing.request_hash != fingerprint:
             raise Conflict(
                 f"payment {command.external_payment_id} was already recorded with other details"
             )
-        case, _ = await _load(session, existing.case_id, for_update=False)
+        case, _ = await _load(session, existing.case_id, ctx=ctx, for_update=False)
         return PaymentResult(_payment_out(existing, case, ctx), replayed=True)
     if command.paid_on > ctx.today:
         raise Invalid(f"paid_on {command.paid_on} is in the future")
-    case, debtor = await _load_open(session, case_id)
+    case, debtor = await _load_open(session, case_id, ctx=ctx)
     if command.currency != case.currency:
         raise Invalid(
             f"payment currency {command.currency} differs from the case currency {case.currency}"
@@ -1245,6 +1354,7 @@ async def record_payment(
     changed += _roll(case, ctx)
     payment = Payment(
         id=uuid.uuid4(),
+        tenant=case.tenant,
         case_id=case.id,
         external_payment_id=command.external_payment_id,
         amount=command.amount,
@@ -1322,6 +1432,7 @@ async def _settlement_fulfilled(session: AsyncSession, case: Case) -> bool:
     plan_ids = (
         await session.scalars(
             sa.select(Plan.id).where(
+                Plan.tenant == case.tenant,
                 Plan.case_id == case.id,
                 Plan.kind == PlanKind.SETTLEMENT.value,
                 Plan.status.in_(["active", "completed"]),
@@ -1330,7 +1441,11 @@ async def _settlement_fulfilled(session: AsyncSession, case: Case) -> bool:
     ).all()
     for plan_id in plan_ids:
         statuses = (
-            await session.scalars(sa.select(Promise.status).where(Promise.plan_id == plan_id))
+            await session.scalars(
+                sa.select(Promise.status).where(
+                    Promise.tenant == case.tenant, Promise.plan_id == plan_id
+                )
+            )
         ).all()
         if statuses and all(s == PromiseStatus.KEPT.value for s in statuses):
             return True
@@ -1340,10 +1455,12 @@ async def _settlement_fulfilled(session: AsyncSession, case: Case) -> bool:
 async def list_payments(
     session: AsyncSession, *, case_id: uuid.UUID, ctx: Context
 ) -> list[PaymentOut]:
-    case, _ = await _load(session, case_id, for_update=False)
+    case, _ = await _load(session, case_id, ctx=ctx, for_update=False)
     payments = (
         await session.scalars(
-            sa.select(Payment).where(Payment.case_id == case_id).order_by(Payment.received_at)
+            sa.select(Payment)
+            .where(Payment.tenant == case.tenant, Payment.case_id == case_id)
+            .order_by(Payment.received_at)
         )
     ).all()
     return [_payment_out(p, case, ctx) for p in payments]
@@ -1389,13 +1506,14 @@ async def take_promise(
 ) -> PromiseOut:
     """Record a promise to pay; publishes `ptp.created`."""
     _check_promise_date(command.promised_date, ctx)
-    case, debtor = await _load_open(session, case_id)
+    case, debtor = await _load_open(session, case_id, ctx=ctx)
     if command.amount > case.outstanding:
         raise Invalid(
             f"promised {command.amount} exceeds the balance of {case.outstanding} {case.currency}"
         )
     promise = Promise(
         id=uuid.uuid4(),
+        tenant=case.tenant,
         case_id=case.id,
         amount=command.amount,
         promised_date=command.promised_date,
@@ -1431,12 +1549,14 @@ async def take_promise(
     return _promise_out(promise)
 
 
-async def list_promises(session: AsyncSession, *, case_id: uuid.UUID) -> list[PromiseOut]:
-    await _load(session, case_id, for_update=False)
+async def list_promises(
+    session: AsyncSession, *, case_id: uuid.UUID, ctx: Context
+) -> list[PromiseOut]:
+    await _load(session, case_id, ctx=ctx, for_update=False)
     rows = (
         await session.scalars(
             sa.select(Promise)
-            .where(Promise.case_id == case_id)
+            .where(Promise.tenant == ctx.tenant, Promise.case_id == case_id)
             .order_by(Promise.promised_date, Promise.installment_number)
         )
     ).all()
@@ -1456,9 +1576,11 @@ async def create_plan(
         shape = domain.parse_plan_shape(command.shape)
     except ValueError as exc:
         raise Invalid(str(exc)) from None
-    case, debtor = await _load_open(session, case_id)
+    case, debtor = await _load_open(session, case_id, ctx=ctx)
     active = await session.scalar(
-        sa.select(Plan.id).where(Plan.case_id == case.id, Plan.status == "active")
+        sa.select(Plan.id).where(
+            Plan.tenant == case.tenant, Plan.case_id == case.id, Plan.status == "active"
+        )
     )
     if active is not None:
         raise Conflict(f"case {case_id} already has active plan {active}; cancel it first")
@@ -1499,6 +1621,7 @@ async def create_plan(
         raise Invalid(str(exc)) from None
     plan = Plan(
         id=uuid.uuid4(),
+        tenant=case.tenant,
         case_id=case.id,
         kind=command.kind.value,
         shape=command.shape,
@@ -1516,6 +1639,7 @@ async def create_plan(
     promises = [
         Promise(
             id=uuid.uuid4(),
+            tenant=case.tenant,
             case_id=case.id,
             plan_id=plan.id,
             installment_number=i,
@@ -1533,6 +1657,7 @@ async def create_plan(
     await session.execute(
         sa.update(Promise)
         .where(
+            Promise.tenant == case.tenant,
             Promise.case_id == case.id,
             Promise.plan_id.is_(None),
             Promise.status == PromiseStatus.PENDING.value,
@@ -1604,16 +1729,18 @@ async def _evaluate_promises(
     pending = (
         await session.scalars(
             sa.select(Promise).where(
-                Promise.case_id == case.id, Promise.status == PromiseStatus.PENDING.value
+                Promise.tenant == case.tenant,
+                Promise.case_id == case.id,
+                Promise.status == PromiseStatus.PENDING.value,
             )
         )
     ).all()
     if not pending:
         return 0, 0
-    payments = [
-        (p.paid_on, p.amount)
-        for p in (await session.scalars(sa.select(Payment).where(Payment.case_id == case.id))).all()
-    ]
+    paid = await session.scalars(
+        sa.select(Payment).where(Payment.tenant == case.tenant, Payment.case_id == case.id)
+    )
+    payments = [(p.paid_on, p.amount) for p in paid.all()]
     groups: dict[uuid.UUID | None, list[Promise]] = {}
     for promise in pending:
         groups.setdefault(promise.plan_id, []).append(promise)
@@ -1636,7 +1763,7 @@ async def _evaluate_promises(
         every = (
             await session.scalars(
                 sa.select(Promise)
-                .where(Promise.plan_id == plan_id)
+                .where(Promise.tenant == case.tenant, Promise.plan_id == plan_id)
                 .order_by(Promise.installment_number)
             )
         ).all()
@@ -1654,13 +1781,14 @@ async def _evaluate_promises(
         if any(s is PromiseStatus.BROKEN for s in statuses):
             await session.execute(
                 sa.update(Plan)
-                .where(Plan.id == plan_id, Plan.status == "active")
+                .where(Plan.tenant == case.tenant, Plan.id == plan_id, Plan.status == "active")
                 .values(status="broken")
             )
         elif all(s is PromiseStatus.KEPT for s in statuses):
             await session.execute(
                 sa.update(Plan)
                 .where(
+                    Plan.tenant == case.tenant,
                     Plan.id == plan_id,
                     Plan.status == "active",
                     Plan.kind != PlanKind.SETTLEMENT.value,
@@ -1700,6 +1828,7 @@ async def _resolve(
                 for p in (
                     await session.scalars(
                         sa.select(Payment).where(
+                            Payment.tenant == case.tenant,
                             Payment.case_id == case.id,
                             Payment.paid_on >= promise.created_at.date(),
                             Payment.paid_on
@@ -1744,7 +1873,7 @@ async def _resolve(
 
 async def record_score(session: AsyncSession, *, event: CaseScored, ctx: Context) -> None:
     """Keep the latest tier, priority and treatment (an older score arriving late is ignored)."""
-    found = await _find(session, event.case_id)
+    found = await _event_case(session, event.case_id, ctx=ctx)
     if found is None:
         return  # a case from another system of record, or one deleted under retention
     case, debtor = found
@@ -1769,7 +1898,7 @@ async def record_score(session: AsyncSession, *, event: CaseScored, ctx: Context
 
 async def record_override(session: AsyncSession, *, event: ScoreOverridden, ctx: Context) -> None:
     """A person overrode the tier or priority; the case follows the override."""
-    found = await _find(session, event.case_id)
+    found = await _event_case(session, event.case_id, ctx=ctx)
     if found is None:
         return
     case, debtor = found
@@ -1807,8 +1936,11 @@ async def record_outcome(
     """Right-party contact is noted; a promise taken on a call becomes a PTP (once per outcome);
     a dispute raised on a call places a dispute hold."""
     if event.result not in RIGHT_PARTY:
-        return  # no answer, busy, wrong number, third party: nothing for the record here
-    found = await _find(session, event.case_id)
+        # No answer, busy, wrong number, third party: nothing for the record here, but an
+        # outcome about another tenant's case still says something is wrong upstream.
+        await _refuse_other_tenant(session, Case, event.case_id, ctx=ctx)
+        return
+    found = await _event_case(session, event.case_id, ctx=ctx)
     if found is None or found[0].status != "open":
         return
     case, debtor = found
@@ -1834,7 +1966,9 @@ async def record_outcome(
         and event.promised_date is not None
     ):
         taken = await session.scalar(
-            sa.select(Promise.id).where(Promise.outcome_id == event.outcome_id)
+            sa.select(Promise.id).where(
+                Promise.tenant == case.tenant, Promise.outcome_id == event.outcome_id
+            )
         )
         if taken is not None:
             return
@@ -1856,6 +1990,7 @@ async def record_outcome(
     if event.result is OutcomeResult.DISPUTE_RAISED:
         already = await session.scalar(
             sa.select(Hold.id).where(
+                Hold.tenant == case.tenant,
                 Hold.case_id == case.id,
                 Hold.kind == HoldKind.DISPUTE.value,
                 Hold.released_at.is_(None),
@@ -1878,17 +2013,26 @@ async def record_outcome(
 # --- the daily run ------------------------------------------------------------------------------
 
 
-async def daily_run(session: AsyncSession, *, ctx: Context, limit: int = 5000) -> DailyRunOut:
-    """Promises kept/broken, holds past their end released, DPD buckets and stages rolled.
+async def daily_run(
+    session: AsyncSession, *, ctx: Context, every_tenant: bool = False, limit: int = 5000
+) -> DailyRunOut:
+    """Promises kept/broken, holds past their end released, DPD buckets and stages rolled:
+    `ctx.tenant`'s records, or with `every_tenant` (the service's own job) every tenant's,
+    each record changed on behalf of its own tenant (timeline, events).
 
     Works in slices of `limit` cases so one transaction stays short; callers loop until a run
     reports nothing left to do."""
+
+    def scope(model: type[Case] | type[Hold] | type[Promise]) -> list[sa.ColumnElement[bool]]:
+        return [] if every_tenant else [model.tenant == ctx.tenant]
+
     kept = broken = expired = rolled = 0
     # Promises whose deadline (date + grace) has passed, or that may be kept already.
     due_cases = (
-        await session.scalars(
-            sa.select(Promise.case_id)
+        await session.execute(
+            sa.select(Promise.tenant, Promise.case_id)
             .where(
+                *scope(Promise),
                 Promise.status == PromiseStatus.PENDING.value,
                 Promise.promised_date < ctx.today - timedelta(days=ctx.policy.ptp_grace_days),
             )
@@ -1896,19 +2040,26 @@ async def daily_run(session: AsyncSession, *, ctx: Context, limit: int = 5000) -
             .limit(limit)
         )
     ).all()
-    for case_id in due_cases:
-        case, debtor = await _load(session, case_id)
-        k, b = await _evaluate_promises(session, case=case, debtor=debtor, ctx=ctx)
+    for tenant, case_id in due_cases:
+        own = ctx.of(tenant)
+        case, debtor = await _load(session, case_id, ctx=own)
+        k, b = await _evaluate_promises(session, case=case, debtor=debtor, ctx=own)
         kept, broken = kept + k, broken + b
     expired_holds = (
         await session.scalars(
             sa.select(Hold)
-            .where(Hold.released_at.is_(None), Hold.ends_at.is_not(None), Hold.ends_at <= ctx.now)
+            .where(
+                *scope(Hold),
+                Hold.released_at.is_(None),
+                Hold.ends_at.is_not(None),
+                Hold.ends_at <= ctx.now,
+            )
             .limit(limit)
         )
     ).all()
     for hold in expired_holds:
-        case, debtor = await _load(session, hold.case_id)
+        own = ctx.of(hold.tenant)
+        case, debtor = await _load(session, hold.case_id, ctx=own)
         await _release(
             session,
             case=case,
@@ -1916,7 +2067,7 @@ async def daily_run(session: AsyncSession, *, ctx: Context, limit: int = 5000) -
             hold=hold,
             by=SYSTEM,
             reason="hold period ended",
-            ctx=ctx,
+            ctx=own,
         )
         expired += 1
     # Bucket roll: only cases whose stored bucket disagrees with today's DPD are touched.
@@ -1927,25 +2078,28 @@ async def daily_run(session: AsyncSession, *, ctx: Context, limit: int = 5000) -
         if bucket_name == domain.CURRENT:
             in_range = [Case.due_date >= ctx.today]
         stale = (
-            await session.scalars(
-                sa.select(Case.id)
-                .where(Case.status == "open", Case.dpd_bucket != bucket_name, *in_range)
+            await session.execute(
+                sa.select(Case.tenant, Case.id)
+                .where(
+                    *scope(Case), Case.status == "open", Case.dpd_bucket != bucket_name, *in_range
+                )
                 .limit(limit - rolled)
             )
         ).all()
-        for case_id in stale:
-            case, debtor = await _load(session, case_id)
-            moved = _roll(case, ctx)
+        for tenant, case_id in stale:
+            own = ctx.of(tenant)
+            case, debtor = await _load(session, case_id, ctx=own)
+            moved = _roll(case, own)
             if moved:
                 await _record(
                     session,
                     case=case,
                     debtor=debtor,
-                    ctx=ctx,
+                    ctx=own,
                     kind="dpd_roll",
                     actor=SYSTEM,
                     summary=f"now {case.dpd_bucket} ({case.stage})",
-                    events=[_case_updated(case, ctx, moved)],
+                    events=[_case_updated(case, own, moved)],
                 )
                 rolled += 1
         if rolled >= limit:
@@ -1958,24 +2112,48 @@ async def daily_run(session: AsyncSession, *, ctx: Context, limit: int = 5000) -
 # --- teams, collectors, agencies, queues ----------------------------------------------------------
 
 
-async def create_team(session: AsyncSession, *, command: TeamIn) -> TeamOut:
-    if await session.scalar(sa.select(Team.id).where(Team.name == command.name)) is not None:
+_Owned = TypeVar("_Owned", Team, Collector, Agency, Queue)
+
+
+async def _get(
+    session: AsyncSession, model: type[_Owned], record_id: uuid.UUID, *, tenant: str
+) -> _Owned | None:
+    """A team, collector, agency or queue of the tenant (another tenant's is not there)."""
+    found: _Owned | None = await session.scalar(
+        sa.select(model).where(model.id == record_id, model.tenant == tenant)
+    )
+    return found
+
+
+async def _name_taken(
+    session: AsyncSession, model: type[_Owned], name: str, *, tenant: str
+) -> bool:
+    taken = await session.scalar(
+        sa.select(model.id).where(model.tenant == tenant, model.name == name)
+    )
+    return taken is not None
+
+
+async def create_team(session: AsyncSession, *, command: TeamIn, tenant: str) -> TeamOut:
+    if await _name_taken(session, Team, command.name, tenant=tenant):
         raise Conflict(f"a team named {command.name!r} exists")
-    team = Team(id=uuid.uuid4(), name=command.name, region=command.region)
+    team = Team(id=uuid.uuid4(), tenant=tenant, name=command.name, region=command.region)
     session.add(team)
     await session.flush()
     return TeamOut(id=team.id, name=team.name, region=team.region)
 
 
-async def list_teams(session: AsyncSession) -> list[TeamOut]:
-    teams = (await session.scalars(sa.select(Team).order_by(Team.name))).all()
+async def list_teams(session: AsyncSession, *, tenant: str) -> list[TeamOut]:
+    teams = (
+        await session.scalars(sa.select(Team).where(Team.tenant == tenant).order_by(Team.name))
+    ).all()
     return [TeamOut(id=t.id, name=t.name, region=t.region) for t in teams]
 
 
-async def _assigned_counts(session: AsyncSession) -> dict[uuid.UUID, int]:
+async def _assigned_counts(session: AsyncSession, *, tenant: str) -> dict[uuid.UUID, int]:
     rows = await session.execute(
         sa.select(Case.collector_id, sa.func.count())
-        .where(Case.status == "open", Case.collector_id.is_not(None))
+        .where(Case.tenant == tenant, Case.status == "open", Case.collector_id.is_not(None))
         .group_by(Case.collector_id)
     )
     return {row[0]: int(row[1]) for row in rows.all() if row[0] is not None}
@@ -1995,11 +2173,14 @@ def _collector_out(c: Collector, assigned: int) -> CollectorOut:
     )
 
 
-async def create_collector(session: AsyncSession, *, command: CollectorIn) -> CollectorOut:
-    if await session.get(Team, command.team_id) is None:
+async def create_collector(
+    session: AsyncSession, *, command: CollectorIn, tenant: str
+) -> CollectorOut:
+    if await _get(session, Team, command.team_id, tenant=tenant) is None:
         raise Invalid(f"no team {command.team_id}")
     collector = Collector(
         id=uuid.uuid4(),
+        tenant=tenant,
         name=command.name,
         team_id=command.team_id,
         skills=sorted(set(command.skills)),
@@ -2014,20 +2195,21 @@ async def create_collector(session: AsyncSession, *, command: CollectorIn) -> Co
 
 
 async def list_collectors(
-    session: AsyncSession, *, team_id: uuid.UUID | None
+    session: AsyncSession, *, team_id: uuid.UUID | None, tenant: str
 ) -> list[CollectorOut]:
-    query = sa.select(Collector).order_by(Collector.name)
+    query = sa.select(Collector).where(Collector.tenant == tenant).order_by(Collector.name)
     if team_id is not None:
         query = query.where(Collector.team_id == team_id)
-    counts = await _assigned_counts(session)
+    counts = await _assigned_counts(session, tenant=tenant)
     return [_collector_out(c, counts.get(c.id, 0)) for c in (await session.scalars(query)).all()]
 
 
-async def create_agency(session: AsyncSession, *, command: AgencyIn) -> AgencyOut:
-    if await session.scalar(sa.select(Agency.id).where(Agency.name == command.name)) is not None:
+async def create_agency(session: AsyncSession, *, command: AgencyIn, tenant: str) -> AgencyOut:
+    if await _name_taken(session, Agency, command.name, tenant=tenant):
         raise Conflict(f"an agency named {command.name!r} exists")
     agency = Agency(
         id=uuid.uuid4(),
+        tenant=tenant,
         name=command.name,
         commission_rate=command.commission_rate,
         active=command.active,
@@ -2039,18 +2221,27 @@ async def create_agency(session: AsyncSession, *, command: AgencyIn) -> AgencyOu
     )
 
 
-async def list_agencies(session: AsyncSession) -> list[AgencyOut]:
-    rows = (await session.scalars(sa.select(Agency).order_by(Agency.name))).all()
+async def list_agencies(session: AsyncSession, *, tenant: str) -> list[AgencyOut]:
+    rows = (
+        await session.scalars(
+            sa.select(Agency).where(Agency.tenant == tenant).order_by(Agency.name)
+        )
+    ).all()
     return [
         AgencyOut(id=a.id, name=a.name, commission_rate=a.commission_rate, active=a.active)
         for a in rows
     ]
 
 
-async def create_queue(session: AsyncSession, *, command: QueueIn, policy: Policy) -> QueueOut:
-    if await session.scalar(sa.select(Queue.id).where(Queue.name == command.name)) is not None:
+async def create_queue(
+    session: AsyncSession, *, command: QueueIn, policy: Policy, tenant: str
+) -> QueueOut:
+    if await _name_taken(session, Queue, command.name, tenant=tenant):
         raise Conflict(f"a queue named {command.name!r} exists")
-    if command.team_id is not None and await session.get(Team, command.team_id) is None:
+    if (
+        command.team_id is not None
+        and await _get(session, Team, command.team_id, tenant=tenant) is None
+    ):
         raise Invalid(f"no team {command.team_id}")
     known = {domain.CURRENT, *(b[0] for b in policy.buckets)}
     unknown = [b for b in command.criteria.buckets if b not in known]
@@ -2058,6 +2249,7 @@ async def create_queue(session: AsyncSession, *, command: QueueIn, policy: Polic
         raise Invalid(f"unknown buckets {unknown}; buckets are {sorted(known)}")
     queue = Queue(
         id=uuid.uuid4(),
+        tenant=tenant,
         name=command.name,
         team_id=command.team_id,
         criteria=command.criteria.model_dump(mode="json"),
@@ -2067,8 +2259,10 @@ async def create_queue(session: AsyncSession, *, command: QueueIn, policy: Polic
     return QueueOut(id=queue.id, name=queue.name, team_id=queue.team_id, criteria=command.criteria)
 
 
-async def list_queues(session: AsyncSession) -> list[QueueOut]:
-    rows = (await session.scalars(sa.select(Queue).order_by(Queue.name))).all()
+async def list_queues(session: AsyncSession, *, tenant: str) -> list[QueueOut]:
+    rows = (
+        await session.scalars(sa.select(Queue).where(Queue.tenant == tenant).order_by(Queue.name))
+    ).all()
     return [
         QueueOut(
             id=q.id,
@@ -2093,10 +2287,10 @@ async def next_case(
     Skips cases on hold, placed with an agency, assigned to someone else, or locked by someone
     else. The lock is a conditional UPDATE (compare-and-set), so two collectors asking at the
     same moment can never both win the same case, on SQLite or PostgreSQL."""
-    queue = await session.get(Queue, queue_id)
+    queue = await _get(session, Queue, queue_id, tenant=ctx.tenant)
     if queue is None:
         raise NotFound(f"no queue {queue_id}")
-    collector = await session.get(Collector, collector_id)
+    collector = await _get(session, Collector, collector_id, tenant=ctx.tenant)
     if collector is None or not collector.active:
         raise Invalid(f"no active collector {collector_id}")
     if queue.team_id is not None and collector.team_id != queue.team_id:
@@ -2113,7 +2307,7 @@ async def next_case(
         min_balance=criteria.min_balance,
         max_balance=criteria.max_balance,
     )
-    where = _conditions(flt, today=ctx.today, policy=ctx.policy)
+    where = [Case.tenant == ctx.tenant, *_conditions(flt, today=ctx.today, policy=ctx.policy)]
     where += [
         Case.agency_id.is_(None),
         sa.or_(Case.collector_id.is_(None), Case.collector_id == collector_id),
@@ -2140,6 +2334,7 @@ async def next_case(
                 sa.update(Case)
                 .where(
                     Case.id == case_id,
+                    Case.tenant == ctx.tenant,
                     Case.status == "open",
                     Case.active_holds == 0,
                     sa.or_(Case.locked_until.is_(None), Case.locked_until < ctx.now),
@@ -2148,7 +2343,7 @@ async def next_case(
                 .execution_options(synchronize_session=False)
             )
             if won.rowcount == 1:  # type: ignore[attr-defined]
-                case, debtor = await _load(session, case_id)
+                case, debtor = await _load(session, case_id, ctx=ctx)
                 await session.refresh(case)
                 await _record(
                     session,
@@ -2167,7 +2362,7 @@ async def next_case(
 async def release_lock(
     session: AsyncSession, *, case_id: uuid.UUID, collector_id: uuid.UUID, ctx: Context
 ) -> CaseOut:
-    case, debtor = await _load(session, case_id)
+    case, debtor = await _load(session, case_id, ctx=ctx)
     if case.locked_by != collector_id or case.locked_until is None or case.locked_until < ctx.now:
         raise Conflict(f"case {case_id} is not locked by collector {collector_id}")
     case.locked_by = None
@@ -2238,8 +2433,8 @@ async def assign_case(
     session: AsyncSession, *, case_id: uuid.UUID, collector_id: uuid.UUID, by: str, ctx: Context
 ) -> CaseOut:
     """Hand a case to a named collector (manual assignment)."""
-    case, debtor = await _load_open(session, case_id)
-    collector = await session.get(Collector, collector_id)
+    case, debtor = await _load_open(session, case_id, ctx=ctx)
+    collector = await _get(session, Collector, collector_id, tenant=case.tenant)
     if collector is None or not collector.active:
         raise Invalid(f"no active collector {collector_id}")
     if case.agency_id is not None:
@@ -2260,8 +2455,8 @@ async def assign_case(
 async def place_with_agency(
     session: AsyncSession, *, case_id: uuid.UUID, agency_id: uuid.UUID, by: str, ctx: Context
 ) -> CaseOut:
-    case, debtor = await _load_open(session, case_id)
-    agency = await session.get(Agency, agency_id)
+    case, debtor = await _load_open(session, case_id, ctx=ctx)
+    agency = await _get(session, Agency, agency_id, tenant=case.tenant)
     if agency is None or not agency.active:
         raise Invalid(f"no active agency {agency_id}")
     if case.agency_id is not None:
@@ -2282,7 +2477,7 @@ async def place_with_agency(
 async def recall_from_agency(
     session: AsyncSession, *, case_id: uuid.UUID, by: str, reason: str, ctx: Context
 ) -> CaseOut:
-    case, debtor = await _load_open(session, case_id)
+    case, debtor = await _load_open(session, case_id, ctx=ctx)
     if case.agency_id is None:
         raise Conflict(f"case {case_id} is not placed with an agency")
     await _assign(
@@ -2303,11 +2498,11 @@ async def allocate(
 ) -> AllocationOut:
     """Assign unassigned open cases, highest priority first, to the least-loaded collector with
     the skill (treatment or stage), the debtor's language and region, and room left."""
-    query = sa.select(Collector).where(Collector.active.is_(True))
+    query = sa.select(Collector).where(Collector.tenant == ctx.tenant, Collector.active.is_(True))
     if team_id is not None:
         query = query.where(Collector.team_id == team_id)
     collectors = {c.id: c for c in (await session.scalars(query)).all()}
-    counts = await _assigned_counts(session)
+    counts = await _assigned_counts(session, tenant=ctx.tenant)
     loads = {
         cid: domain.CollectorLoad(
             collector_id=str(cid),
@@ -2324,6 +2519,7 @@ async def allocate(
             sa.select(Case, Debtor)
             .join(Debtor, Debtor.id == Case.debtor_id)
             .where(
+                *_visible(ctx),
                 Case.status == "open",
                 Case.collector_id.is_(None),
                 Case.agency_id.is_(None),

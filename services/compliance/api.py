@@ -1,5 +1,9 @@
 """Compliance HTTP routes: the evidence chain and its proofs, violations found by the
-independent re-check, complaints, prohibited-language reviews, QA, reports and exports."""
+independent re-check, complaints, prohibited-language reviews, QA, reports and exports.
+
+Every route reads and writes the caller's tenant only, except those about the log as a whole
+(tree head, consistency proofs, checkpoints, verification): the log is one hash chain and one
+Merkle tree for the platform, and they reveal only sizes and hashes."""
 
 from __future__ import annotations
 
@@ -35,22 +39,30 @@ from services.compliance.schemas import (
     Violations,
 )
 from services.compliance.settings import ComplianceSettings
+from shared.auth import Principal, Scope, requires
 from shared.contracts import Severity
-from shared.http import problem_responses
+from shared.http import AUTH_RESPONSES, problem_responses
 from shared.logging import correlation_id
 from shared.runtime import runtime_of, unit_of_work
 
-audit = APIRouter(prefix="/v1/audit", tags=["audit"])
+audit = APIRouter(prefix="/v1/audit", tags=["audit"], responses=AUTH_RESPONSES)
+AuditReader = Annotated[Principal, requires(Scope.AUDIT_READ)]
+#: Said of every route about the whole log (its routes need only AUDIT_READ).
+PLATFORM_WIDE = (
+    " Platform-wide: one log and one tree serve every tenant, and this reveals only sizes "
+    "and hashes, never an entry's content or tenant."
+)
 
 
 @audit.get(
     "/entries",
     response_model=AuditEntries,
-    summary="Evidence entries, oldest first",
+    summary="The caller's tenant's evidence entries, oldest first",
     responses=problem_responses(),
 )
 async def list_entries(
     request: Request,
+    principal: AuditReader,
     case_id: Annotated[
         str | None, Query(min_length=1, max_length=200, description="The case (partition key).")
     ] = None,
@@ -61,7 +73,7 @@ async def list_entries(
 ) -> AuditEntries:
     async with unit_of_work(request) as session:
         return await service.list_entries(
-            session, case_key=case_id, after_seq=after_seq, limit=limit
+            session, tenant=principal.tenant, case_key=case_id, after_seq=after_seq, limit=limit
         )
 
 
@@ -69,9 +81,10 @@ async def list_entries(
     "/verify",
     response_model=ChainVerification,
     summary="Recompute the hash chain and report the first broken link",
+    description="Checks every entry, the stored tree and the latest checkpoint." + PLATFORM_WIDE,
     responses=problem_responses(),
 )
-async def verify(request: Request) -> ChainVerification:
+async def verify(request: Request, principal: AuditReader) -> ChainVerification:
     settings = runtime_of(request).settings
     chunk = settings.verify_chunk_size if isinstance(settings, ComplianceSettings) else 5000
     async with unit_of_work(request) as session:
@@ -82,13 +95,19 @@ async def verify(request: Request) -> ChainVerification:
     "/purge",
     response_model=PurgeOut,
     summary="Retention: remove the content of expired entries (hashes stay; logged as a purge)",
+    description="Purges the caller's tenant's expired entries and closed complaints only.",
     responses=problem_responses(),
 )
-async def purge(body: PurgeIn, request: Request) -> PurgeOut:
+async def purge(
+    body: PurgeIn,
+    request: Request,
+    principal: Annotated[Principal, requires(Scope.AUDIT_PURGE)],
+) -> PurgeOut:
     settings = _settings(request)
     async with unit_of_work(request) as session:
         return await service.purge_expired(
             session,
+            tenant=principal.tenant,
             now=_now(request),
             retention_days=settings.retention_days,
             retention_days_by_kind=settings.retention_days_by_kind,
@@ -99,8 +118,14 @@ async def purge(body: PurgeIn, request: Request) -> PurgeOut:
         )
 
 
-@audit.get("/tree-head", response_model=TreeHead, summary="Merkle tree head of the log")
-async def get_tree_head(request: Request) -> TreeHead:
+@audit.get(
+    "/tree-head",
+    response_model=TreeHead,
+    summary="Merkle tree head of the log",
+    description="The size and root hash of the whole log." + PLATFORM_WIDE,
+    responses=problem_responses(),
+)
+async def get_tree_head(request: Request, principal: AuditReader) -> TreeHead:
     async with unit_of_work(request) as session:
         return await service.tree_head(session)
 
@@ -108,26 +133,33 @@ async def get_tree_head(request: Request) -> TreeHead:
 @audit.get(
     "/proof/{seq}",
     response_model=InclusionProof,
-    summary="Inclusion proof of an entry (RFC 6962 audit path)",
+    summary="Inclusion proof of one of the caller's tenant's entries (RFC 6962 audit path)",
+    description="An entry of another tenant is not found (404); the proof is against the "
+    "platform-wide tree.",
     responses=problem_responses(404),
 )
 async def get_inclusion(
     seq: Annotated[int, Path(ge=1, le=2**63 - 1)],
     request: Request,
+    principal: AuditReader,
     tree_size: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> InclusionProof:
     async with unit_of_work(request) as session:
-        return await service.inclusion(session, seq=seq, tree_size=tree_size)
+        return await service.inclusion(
+            session, tenant=principal.tenant, seq=seq, tree_size=tree_size
+        )
 
 
 @audit.get(
     "/consistency",
     response_model=ConsistencyProof,
     summary="Consistency proof between two tree sizes (the log only grew)",
+    description="Hashes proving the smaller tree is a prefix of the larger." + PLATFORM_WIDE,
     responses=problem_responses(),
 )
 async def get_consistency(
     request: Request,
+    principal: AuditReader,
     first: Annotated[int, Query(ge=1, le=2**63 - 1)],
     second: Annotated[int, Query(ge=1, le=2**63 - 1)],
 ) -> ConsistencyProof:
@@ -139,10 +171,11 @@ async def get_consistency(
     "/checkpoints",
     response_model=list[CheckpointOut],
     summary="Signed tree heads, newest first (Ed25519; anchor them outside the system)",
+    description="Signed sizes and root hashes of the whole log." + PLATFORM_WIDE,
     responses=problem_responses(),
 )
 async def get_checkpoints(
-    request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+    request: Request, principal: AuditReader, limit: Annotated[int, Query(ge=1, le=1000)] = 20
 ) -> list[CheckpointOut]:
     async with unit_of_work(request) as session:
         return await service.list_checkpoints(session, limit=limit)
@@ -169,7 +202,9 @@ def _recheck(request: Request) -> service.RecheckConfig:
     )
 
 
-oversight = APIRouter(prefix="/v1")
+oversight = APIRouter(prefix="/v1", responses=AUTH_RESPONSES)
+ComplaintsReader = Annotated[Principal, requires(Scope.COMPLAINTS_READ)]
+ComplaintsWriter = Annotated[Principal, requires(Scope.COMPLAINTS_WRITE)]
 
 
 @oversight.get(
@@ -181,6 +216,7 @@ oversight = APIRouter(prefix="/v1")
 )
 async def list_violations(
     request: Request,
+    principal: AuditReader,
     case_id: uuid.UUID | None = None,
     rule_id: Annotated[str | None, Query(max_length=40)] = None,
     severity: Severity | None = None,
@@ -191,6 +227,7 @@ async def list_violations(
     async with unit_of_work(request) as session:
         return await service.list_violations(
             session,
+            tenant=principal.tenant,
             case_id=case_id,
             rule_id=rule_id,
             severity=severity,
@@ -208,10 +245,13 @@ async def list_violations(
     summary="Take in a complaint (holds contact while open; SLA clocks start at receipt)",
     responses=problem_responses(),
 )
-async def open_complaint(body: ComplaintIn, request: Request) -> ComplaintOut:
+async def open_complaint(
+    body: ComplaintIn, request: Request, principal: ComplaintsWriter
+) -> ComplaintOut:
     async with unit_of_work(request) as session:
         return await service.open_complaint(
             session,
+            tenant=principal.tenant,
             body=body,
             now=_now(request),
             correlation_id=_correlation(),
@@ -228,6 +268,7 @@ async def open_complaint(body: ComplaintIn, request: Request) -> ComplaintOut:
 )
 async def list_complaints(
     request: Request,
+    principal: ComplaintsReader,
     status: ComplaintStatus | None = None,
     debtor_id: uuid.UUID | None = None,
     campaign_id: uuid.UUID | None = None,
@@ -237,6 +278,7 @@ async def list_complaints(
     async with unit_of_work(request) as session:
         return await service.list_complaints(
             session,
+            tenant=principal.tenant,
             status=status,
             debtor_id=debtor_id,
             campaign_id=campaign_id,
@@ -253,9 +295,13 @@ async def list_complaints(
     summary="A complaint with its status history and SLA clocks",
     responses=problem_responses(404),
 )
-async def get_complaint(complaint_id: uuid.UUID, request: Request) -> ComplaintOut:
+async def get_complaint(
+    complaint_id: uuid.UUID, request: Request, principal: ComplaintsReader
+) -> ComplaintOut:
     async with unit_of_work(request) as session:
-        return await service.get_complaint(session, complaint_id=complaint_id, now=_now(request))
+        return await service.get_complaint(
+            session, tenant=principal.tenant, complaint_id=complaint_id, now=_now(request)
+        )
 
 
 @oversight.post(
@@ -266,11 +312,15 @@ async def get_complaint(complaint_id: uuid.UUID, request: Request) -> ComplaintO
     responses=problem_responses(404, 409),
 )
 async def change_complaint_status(
-    complaint_id: uuid.UUID, body: ComplaintStatusIn, request: Request
+    complaint_id: uuid.UUID,
+    body: ComplaintStatusIn,
+    request: Request,
+    principal: ComplaintsWriter,
 ) -> ComplaintOut:
     async with unit_of_work(request) as session:
         return await service.change_complaint_status(
             session,
+            tenant=principal.tenant,
             complaint_id=complaint_id,
             body=body,
             now=_now(request),
@@ -285,10 +335,15 @@ async def change_complaint_status(
     summary="Check a call transcript for prohibited language and the mandatory call steps",
     responses=problem_responses(),
 )
-async def review_transcript(body: TranscriptIn, request: Request) -> LanguageReviewOut:
+async def review_transcript(
+    body: TranscriptIn,
+    request: Request,
+    principal: Annotated[Principal, requires(Scope.TRANSCRIPTS_WRITE)],
+) -> LanguageReviewOut:
     async with unit_of_work(request) as session:
         return await service.review_transcript(
             session,
+            tenant=principal.tenant,
             body=body,
             now=_now(request),
             correlation_id=_correlation(),
@@ -303,10 +358,18 @@ async def review_transcript(body: TranscriptIn, request: Request) -> LanguageRev
     summary="Check a script or message template before use",
     responses=problem_responses(),
 )
-async def review_template(body: TemplateIn, request: Request) -> LanguageReviewOut:
+async def review_template(
+    body: TemplateIn,
+    request: Request,
+    principal: Annotated[Principal, requires(Scope.RULES_READ)],
+) -> LanguageReviewOut:
     async with unit_of_work(request) as session:
         return await service.review_template(
-            session, body=body, now=_now(request), correlation_id=_correlation()
+            session,
+            tenant=principal.tenant,
+            body=body,
+            now=_now(request),
+            correlation_id=_correlation(),
         )
 
 
@@ -317,11 +380,14 @@ async def review_template(body: TemplateIn, request: Request) -> LanguageReviewO
     summary="Contacts sampled for review: per team and week (supervisor), per month (QA)",
     responses=problem_responses(),
 )
-async def qa_plan(request: Request, period_start: datetime, period_end: datetime) -> QaPlan:
+async def qa_plan(
+    request: Request, principal: AuditReader, period_start: datetime, period_end: datetime
+) -> QaPlan:
     settings = _settings(request)
     async with unit_of_work(request) as session:
         return await service.qa_plan(
             session,
+            tenant=principal.tenant,
             period_start=period_start,
             period_end=period_end,
             salt=settings.qa_salt.get_secret_value().encode(),
@@ -337,10 +403,18 @@ async def qa_plan(request: Request, period_start: datetime, period_end: datetime
     summary="Record a review of a sampled contact (published as evidence)",
     responses=problem_responses(404),
 )
-async def record_qa_review(body: QaReviewIn, request: Request) -> QaReviewOut:
+async def record_qa_review(
+    body: QaReviewIn,
+    request: Request,
+    principal: Annotated[Principal, requires(Scope.QA_WRITE)],
+) -> QaReviewOut:
     async with unit_of_work(request) as session:
         return await service.record_qa_review(
-            session, body=body, now=_now(request), correlation_id=_correlation()
+            session,
+            tenant=principal.tenant,
+            body=body,
+            now=_now(request),
+            correlation_id=_correlation(),
         )
 
 
@@ -352,11 +426,15 @@ async def record_qa_review(body: QaReviewIn, request: Request) -> QaReviewOut:
     responses=problem_responses(),
 )
 async def report(
-    request: Request, period_start: datetime, period_end: datetime
+    request: Request, principal: AuditReader, period_start: datetime, period_end: datetime
 ) -> ComplianceReport:
     async with unit_of_work(request) as session:
         return await service.report(
-            session, period_start=period_start, period_end=period_end, now=_now(request)
+            session,
+            tenant=principal.tenant,
+            period_start=period_start,
+            period_end=period_end,
+            now=_now(request),
         )
 
 
@@ -375,6 +453,7 @@ async def report(
 )
 async def regulator_export(
     request: Request,
+    principal: AuditReader,
     case_id: uuid.UUID | None = None,
     period_start: datetime | None = None,
     period_end: datetime | None = None,
@@ -383,6 +462,7 @@ async def regulator_export(
     async with unit_of_work(request) as session:
         export = await service.regulator_export(
             session,
+            tenant=principal.tenant,
             case_id=case_id,
             period_start=period_start,
             period_end=period_end,

@@ -191,7 +191,7 @@ def columns_agree(
     bytes): canonical JSON escapes every quote inside a string, so ``,"`` never occurs inside
     one, and ``,"k":`` always starts the key k of some object. The top-level object ends with
     its last two keys, ``,"seq":N,"topic":T}``. The envelope's keys before event_id
-    (causation_id, correlation_id) hold null or strings, so the first ``,"event_id":`` is
+    (actor, causation_id, correlation_id) hold null or strings, so the first ``,"event_id":`` is
     the envelope's; after its type come only version (a number) and the top-level
     recorded_at, seq and topic, so the last ``,"type":`` is the envelope's. Each compared
     value ends at its closing quote (or a delimiter), and the canonical encoding of a string

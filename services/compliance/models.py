@@ -1,5 +1,9 @@
 """Compliance database: the append-only evidence chain and its head, what the independent
-re-check has learned from the events, violations, complaints and QA reviews."""
+re-check has learned from the events, violations, complaints and QA reviews.
+
+The evidence log is one hash chain and one Merkle tree for the whole platform (splitting it
+would break every proof and checkpoint): each entry records its tenant, but the head, the
+tree's nodes and the checkpoints belong to no tenant. Everything else is per tenant."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.contracts.envelope import DEFAULT_TENANT
 from shared.db import BigIntPK, UtcDateTime
 
 
@@ -17,10 +22,23 @@ class Base(DeclarativeBase):
     pass
 
 
+def tenant_column(*, primary_key: bool = False) -> Mapped[str]:
+    """The tenant a row belongs to (from the event's envelope or the caller's credential).
+    Indexed together with what each table is listed by (see `__table_args__`)."""
+    return mapped_column(
+        sa.String(63),
+        primary_key=primary_key,
+        server_default=DEFAULT_TENANT,
+        default=DEFAULT_TENANT,
+    )
+
+
 class AuditEntry(Base):
     """One event as received; never updated or deleted (retention purges keep the hashes)."""
 
     __tablename__ = "audit_entries"
+    # Tenants read their own entries in seq order; verification and proofs read all of them.
+    __table_args__ = (sa.Index("ix_audit_entries_tenant_seq", "tenant", "seq"),)
 
     seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=False)
     event_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
@@ -33,10 +51,13 @@ class AuditEntry(Base):
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
     entry_hash: Mapped[str] = mapped_column(sa.String(64))
     purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The envelope's tenant (the hashed body holds it too, when the producer set it).
+    tenant: Mapped[str] = tenant_column()
 
 
 class ChainHead(Base):
-    """The single row naming the last entry; locking it serialises appends across replicas."""
+    """The single row naming the last entry; locking it serialises appends across replicas.
+    Platform-wide, like the tree and the checkpoints: no tenant."""
 
     __tablename__ = "chain_head"
 
@@ -85,6 +106,7 @@ class KnownCase(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     team_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)  # from case.assigned
     collector_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    tenant: Mapped[str] = tenant_column()
 
 
 class KnownPreferences(Base):
@@ -98,6 +120,7 @@ class KnownPreferences(Base):
     opted_out: Mapped[list[str]] = mapped_column(sa.JSON)
     consents: Mapped[list[str]] = mapped_column(sa.JSON)
     evidence_seq: Mapped[int] = mapped_column(sa.BigInteger)
+    tenant: Mapped[str] = tenant_column()
 
 
 class KnownHold(Base):
@@ -114,13 +137,16 @@ class KnownHold(Base):
     ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     released_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     evidence_seq: Mapped[int] = mapped_column(sa.BigInteger)
+    tenant: Mapped[str] = tenant_column()
 
 
 class KnownPolicy(Base):
-    """A contact policy version as published (the packs and local rules in force from then)."""
+    """A contact policy version as published (the packs and local rules in force from then);
+    each tenant numbers its own versions."""
 
     __tablename__ = "known_policies"
 
+    tenant: Mapped[str] = tenant_column(primary_key=True)
     version: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     document: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
@@ -133,6 +159,7 @@ class ObservedContact(Base):
     opt-out or case it depends on arrives later."""
 
     __tablename__ = "observed_contacts"
+    __table_args__ = (sa.Index("ix_observed_contacts_tenant_occurred_at", "tenant", "occurred_at"),)
 
     subject: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(16))
@@ -149,13 +176,17 @@ class ObservedContact(Base):
     collector_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     evidence_seq: Mapped[int] = mapped_column(sa.BigInteger)
     checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    tenant: Mapped[str] = tenant_column()
 
 
 class Violation(Base):
     """A rule a contact broke, found by compliance's own re-check (once per subject and rule)."""
 
     __tablename__ = "violations"
-    __table_args__ = (sa.UniqueConstraint("subject", "rule_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("subject", "rule_id"),
+        sa.Index("ix_violations_tenant_occurred_at", "tenant", "occurred_at"),
+    )
 
     violation_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
     subject: Mapped[str] = mapped_column(sa.String(80))
@@ -170,17 +201,20 @@ class Violation(Base):
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     detected_at: Mapped[datetime] = mapped_column(UtcDateTime())
     evidence_seqs: Mapped[list[int]] = mapped_column(sa.JSON)
+    tenant: Mapped[str] = tenant_column()
 
 
 class BlockedContact(Base):
     """One rule id of a `contact.blocked` event: contact's refusals, counted for reports."""
 
     __tablename__ = "blocked_contacts"
+    __table_args__ = (sa.Index("ix_blocked_contacts_tenant_checked_at", "tenant", "checked_at"),)
 
     event_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     rule_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
     checked_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    tenant: Mapped[str] = tenant_column()
 
 
 # --- Complaints, transcript reviews and quality assurance ------------------------------------
@@ -188,6 +222,7 @@ class BlockedContact(Base):
 
 class Complaint(Base):
     __tablename__ = "complaints"
+    __table_args__ = (sa.Index("ix_complaints_tenant_received_at", "tenant", "received_at"),)
 
     complaint_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
     case_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
@@ -201,6 +236,7 @@ class Complaint(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     signature: Mapped[list[int]] = mapped_column(sa.JSON)
     campaign_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
+    tenant: Mapped[str] = tenant_column()
 
 
 class ComplaintChange(Base):
@@ -214,10 +250,12 @@ class ComplaintChange(Base):
     changed_by: Mapped[str] = mapped_column(sa.String(200))
     note: Mapped[str] = mapped_column(sa.String(2000))
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    tenant: Mapped[str] = tenant_column()
 
 
 class QaReview(Base):
     __tablename__ = "qa_reviews"
+    __table_args__ = (sa.Index("ix_qa_reviews_tenant_reviewed_at", "tenant", "reviewed_at"),)
 
     review_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
     subject: Mapped[str] = mapped_column(sa.String(80), index=True)
@@ -228,3 +266,4 @@ class QaReview(Base):
     passed: Mapped[bool] = mapped_column(sa.Boolean)
     findings: Mapped[list[str]] = mapped_column(sa.JSON)
     reviewed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    tenant: Mapped[str] = tenant_column()

@@ -9,6 +9,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import multiprocessing
 import os
 import sqlite3
@@ -104,6 +105,7 @@ from shared.contracts import (
     build_envelope,
     parse_payload,
 )
+from shared.contracts.envelope import DEFAULT_TENANT
 from shared.contracts.topics import COMPLIANCE_EVENTS
 from shared.http import Conflict, DomainError, Invalid, NotFound
 from shared.outbox import enqueue_event
@@ -116,7 +118,12 @@ from shared.rulepacks import (
     policy_from_document,
 )
 
+log = logging.getLogger(__name__)
+
 HEAD_ID = 1
+#: The tenant of what compliance publishes about the whole log (checkpoints): it belongs to
+#: no tenant, and reveals only a size and hashes.
+PLATFORM_TENANT = DEFAULT_TENANT
 _HEAD_LOCKED = "compliance_chain_head_locked"
 _NODES_WRITTEN = "compliance_merkle_nodes_written"
 _APPENDED = "compliance_event_ids_appended"
@@ -290,6 +297,7 @@ def _append_rows(
             "prev_hash": prev_hash,
             "entry_hash": entry_hash,
             "purged_at": None,
+            "tenant": item.envelope.tenant,
         }
         rows.append(row)
         appended[index] = row
@@ -506,10 +514,11 @@ def _entry_out(entry: AuditEntry) -> AuditEntryOut:
 
 
 async def list_entries(
-    session: AsyncSession, *, case_key: str | None, after_seq: int, limit: int
+    session: AsyncSession, *, tenant: str, case_key: str | None, after_seq: int, limit: int
 ) -> AuditEntries:
-    """Entries in sequence order, optionally for one case, keyset-paginated by seq."""
-    query = sa.select(AuditEntry).where(AuditEntry.seq > after_seq)
+    """The tenant's entries in sequence order, optionally for one case, keyset-paginated by
+    seq (the seqs are the platform log's: a tenant's have gaps)."""
+    query = sa.select(AuditEntry).where(AuditEntry.tenant == tenant, AuditEntry.seq > after_seq)
     if case_key is not None:
         query = query.where(AuditEntry.case_key == case_key)
     rows = (await session.scalars(query.order_by(AuditEntry.seq).limit(limit + 1))).all()
@@ -757,13 +766,17 @@ async def tree_head(session: AsyncSession) -> TreeHead:
     return TreeHead(tree_size=size, root_hash=root.hex())
 
 
-async def inclusion(session: AsyncSession, *, seq: int, tree_size: int | None) -> InclusionProof:
-    """Audit path of entry `seq` in the tree of the first `tree_size` entries (all if None)."""
+async def inclusion(
+    session: AsyncSession, *, tenant: str, seq: int, tree_size: int | None
+) -> InclusionProof:
+    """Audit path of entry `seq` (one of the tenant's) in the tree of the first `tree_size`
+    entries (all if None)."""
     size = await _size(session)
     if tree_size is not None and not 0 < tree_size <= size:
         raise InvalidTreeSize(f"the log holds {size} entries; tree_size must be 1..{size}")
     size = tree_size or size
-    if not 1 <= seq <= size:
+    owner = await session.scalar(sa.select(AuditEntry.tenant).where(AuditEntry.seq == seq))
+    if not 1 <= seq <= size or owner != tenant:
         raise NotFound(f"no entry {seq} in a tree of size {size}")
 
     def compute(node: merkle.NodeReader) -> tuple[bytes, list[bytes], bytes]:
@@ -845,6 +858,7 @@ async def issue_checkpoint(
         ),
         key="evidence-log",
         correlation_id=correlation_id,
+        tenant=PLATFORM_TENANT,
     )
     await session.flush()
     return CheckpointOut.model_validate(checkpoint)
@@ -890,7 +904,9 @@ async def observe(
 ) -> int:
     """Learn what the re-check needs from one event just appended at `seq`, and re-check the
     contacts it concerns (a new contact; or earlier ones a late hold, opt-out, case or policy
-    now bears on). Returns how many new violations were found."""
+    now bears on), all within the envelope's tenant. Returns how many new violations were
+    found. An event naming a case or debtor compliance knows under another tenant is not
+    applied (it stays in the log)."""
     observer = _OBSERVERS.get(envelope.type)
     if observer is None:
         return 0
@@ -898,6 +914,18 @@ async def observe(
         payload = parse_payload(envelope)
     except (UnknownEventError, ValueError):
         return 0  # a version this build does not know: kept in the log, not re-checked
+    owner = await _other_owner(session, tenant=envelope.tenant, about=payload)
+    if owner is not None:
+        # Not dead-lettered: the log must keep every event. Applying it would let one
+        # tenant's events change how another tenant's contacts are judged.
+        log.warning(
+            "%s %s of tenant %s names a case or debtor of tenant %s: logged, not re-checked",
+            envelope.type,
+            envelope.event_id,
+            envelope.tenant,
+            owner,
+        )
+        return 0
     subjects = await observer(session, payload, envelope, seq, now)
     found = 0
     for contact in subjects:
@@ -905,6 +933,49 @@ async def observe(
             session, contact=contact, now=now, config=config, correlation_id=envelope.correlation_id
         )
     return found
+
+
+async def _other_owner(session: AsyncSession, *, tenant: str, about: Any) -> str | None:
+    """Another tenant under which compliance knows the case or debtor that `about` (an event's
+    payload, a request's body) names by its `case_id` or `debtor_id`."""
+    refs: list[sa.ColumnElement[bool]] = []
+    case_id = getattr(about, "case_id", None)
+    if isinstance(case_id, uuid.UUID):
+        refs.append(KnownCase.case_id == case_id)
+    debtor_id = getattr(about, "debtor_id", None)
+    if isinstance(debtor_id, uuid.UUID):
+        refs.append(KnownCase.debtor_id == debtor_id)
+    if not refs:
+        return None
+    owner: str | None = await session.scalar(
+        sa.select(KnownCase.tenant).where(sa.or_(*refs), KnownCase.tenant != tenant).limit(1)
+    )
+    return owner
+
+
+async def _refuse_other_tenants_records(
+    session: AsyncSession, *, tenant: str, body: ComplaintIn | TranscriptIn
+) -> None:
+    # A case compliance has not seen may still be named (its case.opened may be on its way);
+    # one it knows under another tenant may not.
+    if await _other_owner(session, tenant=tenant, about=body) is not None:
+        raise NotFound("no such case or debtor")
+
+
+async def _known_case(
+    session: AsyncSession, *, tenant: str, case_id: uuid.UUID
+) -> KnownCase | None:
+    """The case as compliance saw it opened, if it is the tenant's."""
+    case = await session.get(KnownCase, case_id)
+    return case if case is not None and case.tenant == tenant else None
+
+
+def _cases_of_debtor(tenant: str, debtor_id: uuid.UUID) -> sa.ColumnElement[bool]:
+    return ObservedContact.case_id.in_(
+        sa.select(KnownCase.case_id).where(
+            KnownCase.tenant == tenant, KnownCase.debtor_id == debtor_id
+        )
+    )
 
 
 async def _observe_case_opened(
@@ -917,11 +988,13 @@ async def _observe_case_opened(
                 debtor_id=event.debtor_id,
                 time_zone=event.debtor_time_zone,
                 opened_at=event.opened_at,
+                tenant=envelope.tenant,
             )
         )
     if event.opted_out_channels or event.consents:
         await _keep_preferences(
             session,
+            tenant=envelope.tenant,
             debtor_id=event.debtor_id,
             opted_out=event.opted_out_channels,
             consents=event.consents,
@@ -929,18 +1002,22 @@ async def _observe_case_opened(
             seq=seq,
         )
     await session.flush()
-    return await _contacts(session, ObservedContact.case_id == event.case_id)
+    return await _contacts(
+        session, ObservedContact.case_id == event.case_id, tenant=envelope.tenant
+    )
 
 
 async def _keep_preferences(
     session: AsyncSession,
     *,
+    tenant: str,
     debtor_id: uuid.UUID,
     opted_out: Sequence[str],
     consents: Sequence[str],
     changed_at: datetime,
     seq: int,
 ) -> None:
+    # A version already kept (a redelivery, or another tenant's under the same key) stays.
     if await session.get(KnownPreferences, (debtor_id, changed_at)) is None:
         session.add(
             KnownPreferences(
@@ -949,6 +1026,7 @@ async def _keep_preferences(
                 opted_out=sorted(opted_out),
                 consents=sorted(consents),
                 evidence_seq=seq,
+                tenant=tenant,
             )
         )
 
@@ -962,6 +1040,7 @@ async def _observe_preferences(
 ) -> list[ObservedContact]:
     await _keep_preferences(
         session,
+        tenant=envelope.tenant,
         debtor_id=event.debtor_id,
         opted_out=event.opted_out_channels,
         consents=event.consents,
@@ -971,10 +1050,9 @@ async def _observe_preferences(
     await session.flush()
     return await _contacts(
         session,
-        ObservedContact.case_id.in_(
-            sa.select(KnownCase.case_id).where(KnownCase.debtor_id == event.debtor_id)
-        ),
+        _cases_of_debtor(envelope.tenant, event.debtor_id),
         ObservedContact.occurred_at >= event.changed_at,
+        tenant=envelope.tenant,
     )
 
 
@@ -993,24 +1071,25 @@ async def _observe_hold_placed(
             in_force_from=in_force_from,
             ends_at=event.ends_at,
             evidence_seq=seq,
+            tenant=envelope.tenant,
         )
     )
     await session.flush()
     scope = (
-        ObservedContact.case_id.in_(
-            sa.select(KnownCase.case_id).where(KnownCase.debtor_id == event.debtor_id)
-        )
+        _cases_of_debtor(envelope.tenant, event.debtor_id)
         if event.kind.value in PERSON_HOLDS
         else ObservedContact.case_id == event.case_id
     )
-    return await _contacts(session, scope, ObservedContact.occurred_at >= in_force_from)
+    return await _contacts(
+        session, scope, ObservedContact.occurred_at >= in_force_from, tenant=envelope.tenant
+    )
 
 
 async def _observe_hold_released(
     session: AsyncSession, event: HoldReleased, envelope: Envelope, seq: int, now: datetime
 ) -> list[ObservedContact]:
     hold = await session.get(KnownHold, event.hold_id)
-    if hold is not None and hold.released_at is None:
+    if hold is not None and hold.tenant == envelope.tenant and hold.released_at is None:
         hold.released_at = event.released_at
     return []
 
@@ -1018,7 +1097,7 @@ async def _observe_hold_released(
 async def _observe_closed(
     session: AsyncSession, event: CaseClosed, envelope: Envelope, seq: int, now: datetime
 ) -> list[ObservedContact]:
-    case = await session.get(KnownCase, event.case_id)
+    case = await _known_case(session, tenant=envelope.tenant, case_id=event.case_id)
     if case is not None and case.closed_at is None:
         case.closed_at = event.closed_at
     return []
@@ -1027,7 +1106,7 @@ async def _observe_closed(
 async def _observe_assigned(
     session: AsyncSession, event: CaseAssigned, envelope: Envelope, seq: int, now: datetime
 ) -> list[ObservedContact]:
-    case = await session.get(KnownCase, event.case_id)
+    case = await _known_case(session, tenant=envelope.tenant, case_id=event.case_id)
     if case is not None:
         case.team_id, case.collector_id = event.team_id, event.collector_id
     return []
@@ -1040,10 +1119,11 @@ async def _observe_policy(
     seq: int,
     now: datetime,
 ) -> list[ObservedContact]:
-    if await session.get(KnownPolicy, event.version) is not None:
+    if await session.get(KnownPolicy, (envelope.tenant, event.version)) is not None:
         return []
     session.add(
         KnownPolicy(
+            tenant=envelope.tenant,
             version=event.version,
             document={**event.policy, "packs": event.packs},
             changed_at=event.changed_at,
@@ -1051,7 +1131,9 @@ async def _observe_policy(
         )
     )
     await session.flush()
-    return await _contacts(session, ObservedContact.occurred_at >= event.changed_at)
+    return await _contacts(
+        session, ObservedContact.occurred_at >= event.changed_at, tenant=envelope.tenant
+    )
 
 
 async def _observe_outcome(
@@ -1065,6 +1147,7 @@ async def _observe_outcome(
     # whichever arrives first is the contact, so it is counted once.
     return await _keep_contact(
         session,
+        tenant=envelope.tenant,
         subject=f"outcome:{event.outcome_id}",
         kind="outcome",
         attempt_id=event.attempt_id,
@@ -1083,6 +1166,7 @@ async def _observe_planned(
 ) -> list[ObservedContact]:
     return await _keep_contact(
         session,
+        tenant=envelope.tenant,
         subject=f"planned:{event.attempt_id}",
         kind="planned",
         attempt_id=event.attempt_id,
@@ -1099,6 +1183,7 @@ async def _observe_planned(
 async def _keep_contact(
     session: AsyncSession,
     *,
+    tenant: str,
     subject: str,
     kind: str,
     attempt_id: uuid.UUID | None,
@@ -1112,8 +1197,9 @@ async def _keep_contact(
 ) -> list[ObservedContact]:
     if await session.get(ObservedContact, subject) is not None:
         return []
-    case = await session.get(KnownCase, case_id)
+    case = await _known_case(session, tenant=tenant, case_id=case_id)
     contact = ObservedContact(
+        tenant=tenant,
         subject=subject,
         kind=kind,
         attempt_id=attempt_id,
@@ -1139,6 +1225,7 @@ async def _observe_blocked(
         if await session.get(BlockedContact, (str(envelope.event_id), rule_id)) is None:
             session.add(
                 BlockedContact(
+                    tenant=envelope.tenant,
                     event_id=str(envelope.event_id),
                     rule_id=rule_id,
                     case_id=event.case_id,
@@ -1163,12 +1250,14 @@ _OBSERVERS: dict[str, Observer] = {
 }
 
 
-async def _contacts(session: AsyncSession, *where: sa.ColumnElement[bool]) -> list[ObservedContact]:
+async def _contacts(
+    session: AsyncSession, *where: sa.ColumnElement[bool], tenant: str
+) -> list[ObservedContact]:
     return list(
         (
             await session.scalars(
                 sa.select(ObservedContact)
-                .where(*where)
+                .where(ObservedContact.tenant == tenant, *where)
                 .order_by(ObservedContact.occurred_at)
                 .limit(RECHECK_LIMIT)
             )
@@ -1199,7 +1288,7 @@ async def _known_at(
 ) -> _Known:
     policy = await session.scalar(
         sa.select(KnownPolicy)
-        .where(KnownPolicy.changed_at <= at)
+        .where(KnownPolicy.tenant == case.tenant, KnownPolicy.changed_at <= at)
         .order_by(KnownPolicy.version.desc())
         .limit(1)
     )
@@ -1211,13 +1300,14 @@ async def _known_at(
         (
             await session.scalars(
                 sa.select(KnownHold).where(
+                    KnownHold.tenant == case.tenant,
                     sa.or_(
                         KnownHold.case_id == case.case_id,
                         sa.and_(
                             KnownHold.debtor_id == case.debtor_id,
                             KnownHold.kind.in_(PERSON_HOLDS),
                         ),
-                    )
+                    ),
                 )
             )
         ).all()
@@ -1226,7 +1316,11 @@ async def _known_at(
     holds = [h for h, span in zip(holds, spans, strict=True) if span.in_force_at(at)]
     preferences = await session.scalar(
         sa.select(KnownPreferences)
-        .where(KnownPreferences.debtor_id == case.debtor_id, KnownPreferences.changed_at <= at)
+        .where(
+            KnownPreferences.tenant == case.tenant,
+            KnownPreferences.debtor_id == case.debtor_id,
+            KnownPreferences.changed_at <= at,
+        )
         .order_by(KnownPreferences.changed_at.desc())
         .limit(1)
     )
@@ -1236,6 +1330,8 @@ async def _known_at(
                 sa.select(ObservedContact, KnownCase.debtor_id)
                 .join(KnownCase, KnownCase.case_id == ObservedContact.case_id)
                 .where(
+                    KnownCase.tenant == case.tenant,
+                    ObservedContact.tenant == case.tenant,
                     KnownCase.debtor_id == case.debtor_id,
                     ObservedContact.kind == "outcome",
                     ObservedContact.occurred_at >= at - HISTORY_WINDOW,
@@ -1287,7 +1383,7 @@ async def _recheck_contact(
     config: RecheckConfig,
     correlation_id: str,
 ) -> int:
-    case = await session.get(KnownCase, contact.case_id)
+    case = await _known_case(session, tenant=contact.tenant, case_id=contact.case_id)
     if case is None:
         return 0  # judged when the case arrives (without its zone, hours cannot be checked)
     known = await _known_at(
@@ -1316,6 +1412,7 @@ async def _recheck_contact(
         if any(mark in finding.rule_id for mark in _HISTORY_RULE_MARKS):
             evidence.update(c.evidence_seq for c in known.earlier)
         violation = Violation(
+            tenant=contact.tenant,
             violation_id=uuid.uuid4(),
             subject=contact.subject,
             rule_id=finding.rule_id,
@@ -1360,17 +1457,23 @@ async def _publish_violation(
         evidence_seqs=violation.evidence_seqs,
         hold_requested=hold_requested,
     )
-    await _publish(session, payload, key=str(violation.case_id), correlation_id=correlation_id)
+    await _publish(
+        session,
+        payload,
+        key=str(violation.case_id),
+        correlation_id=correlation_id,
+        tenant=violation.tenant,
+    )
 
 
 async def _publish(
-    session: AsyncSession, payload: EventPayload, *, key: str, correlation_id: str
+    session: AsyncSession, payload: EventPayload, *, key: str, correlation_id: str, tenant: str
 ) -> None:
     await enqueue_event(
         session,
         topic=COMPLIANCE_EVENTS,
         envelope=build_envelope(
-            payload, key=key, producer="compliance", correlation_id=correlation_id
+            payload, key=key, producer="compliance", correlation_id=correlation_id, tenant=tenant
         ),
     )
 
@@ -1396,6 +1499,7 @@ def _violation_out(row: Violation) -> ViolationOut:
 async def list_violations(
     session: AsyncSession,
     *,
+    tenant: str,
     case_id: uuid.UUID | None,
     rule_id: str | None,
     severity: Severity | None,
@@ -1403,8 +1507,8 @@ async def list_violations(
     until: datetime | None,
     limit: int,
 ) -> Violations:
-    """Violations found by the re-check, newest contact first."""
-    query = sa.select(Violation)
+    """The tenant's violations found by the re-check, newest contact first."""
+    query = sa.select(Violation).where(Violation.tenant == tenant)
     if case_id is not None:
         query = query.where(Violation.case_id == case_id)
     if rule_id is not None:
@@ -1446,16 +1550,17 @@ def _history(changes: Sequence[ComplaintChange]) -> list[complaints.StatusChange
 
 
 async def _complaint_outs(
-    session: AsyncSession, rows: Sequence[Complaint], *, now: datetime
+    session: AsyncSession, rows: Sequence[Complaint], *, tenant: str, now: datetime
 ) -> list[ComplaintOut]:
-    """Complaints with their histories and campaign sizes: two queries, however many rows."""
+    """The tenant's complaints with their histories and campaign sizes: two queries, however
+    many rows."""
     if not rows:
         return []
     changes: dict[uuid.UUID, list[ComplaintChange]] = {row.complaint_id: [] for row in rows}
     for change in (
         await session.scalars(
             sa.select(ComplaintChange)
-            .where(ComplaintChange.complaint_id.in_(changes))
+            .where(ComplaintChange.tenant == tenant, ComplaintChange.complaint_id.in_(changes))
             .order_by(ComplaintChange.id)
         )
     ).all():
@@ -1465,7 +1570,7 @@ async def _complaint_outs(
     if campaigns:
         counted = await session.execute(
             sa.select(Complaint.campaign_id, sa.func.count())
-            .where(Complaint.campaign_id.in_(campaigns))
+            .where(Complaint.tenant == tenant, Complaint.campaign_id.in_(campaigns))
             .group_by(Complaint.campaign_id)
         )
         sizes = {campaign: int(count) for campaign, count in counted.all()}
@@ -1523,6 +1628,7 @@ def _complaint_out(
 async def open_complaint(
     session: AsyncSession,
     *,
+    tenant: str,
     body: ComplaintIn,
     now: datetime,
     correlation_id: str,
@@ -1530,10 +1636,12 @@ async def open_complaint(
 ) -> ComplaintOut:
     """Take in a complaint: it holds contact on the case while open (cases places the hold on
     `complaint.opened`), its SLA clocks start at receipt, and near-identical texts from many
-    debtors are grouped into a campaign (a review signal; each complaint still counts)."""
+    debtors are grouped into a campaign (a review signal; each complaint still counts), among
+    the tenant's complaints only."""
     received_at = body.received_at or now
     if received_at > now + timedelta(minutes=5):
         raise Invalid("received_at may be back-dated but not in the future")
+    await _refuse_other_tenants_records(session, tenant=tenant, body=body)
     sig = complaints.signature(body.text)
     index = complaints.CampaignIndex()
     recent = (
@@ -1545,7 +1653,9 @@ async def open_complaint(
                 Complaint.received_at,
                 Complaint.campaign_id,
             )
-            .where(Complaint.received_at >= received_at - CAMPAIGN_WINDOW)
+            .where(
+                Complaint.tenant == tenant, Complaint.received_at >= received_at - CAMPAIGN_WINDOW
+            )
             .order_by(Complaint.received_at.desc())
             .limit(CAMPAIGN_SAMPLE)
         )
@@ -1565,12 +1675,14 @@ async def open_complaint(
         await session.execute(
             sa.update(Complaint)
             .where(
+                Complaint.tenant == tenant,
                 Complaint.complaint_id.in_([uuid.UUID(m.complaint_id) for m in matches]),
                 Complaint.campaign_id.is_(None),
             )
             .values(campaign_id=campaign_id)
         )
     row = Complaint(
+        tenant=tenant,
         complaint_id=uuid.uuid4(),
         case_id=body.case_id,
         debtor_id=body.debtor_id,
@@ -1585,6 +1697,7 @@ async def open_complaint(
     session.add(row)
     session.add(
         ComplaintChange(
+            tenant=tenant,
             complaint_id=row.complaint_id,
             status=row.status,
             changed_by=body.received_by,
@@ -1609,14 +1722,28 @@ async def open_complaint(
         ),
         key=str(row.case_id or row.debtor_id),
         correlation_id=correlation_id,
+        tenant=tenant,
     )
-    (out,) = await _complaint_outs(session, [row], now=now)
+    (out,) = await _complaint_outs(session, [row], tenant=tenant, now=now)
     return out.model_copy(update={"similar_complaints": len(matches)})
+
+
+async def _complaint(
+    session: AsyncSession, *, tenant: str, complaint_id: uuid.UUID, for_update: bool = False
+) -> Complaint:
+    query = sa.select(Complaint).where(
+        Complaint.tenant == tenant, Complaint.complaint_id == complaint_id
+    )
+    row = await session.scalar(query.with_for_update() if for_update else query)
+    if row is None:
+        raise NotFound(f"no complaint {complaint_id}")
+    return row
 
 
 async def change_complaint_status(
     session: AsyncSession,
     *,
+    tenant: str,
     complaint_id: uuid.UUID,
     body: ComplaintStatusIn,
     now: datetime,
@@ -1624,9 +1751,7 @@ async def change_complaint_status(
 ) -> ComplaintOut:
     """Move a complaint (acknowledge, investigate, resolve, reject, withdraw, reopen); a move
     the status table forbids is a 409 naming both states. Publishes the change."""
-    row = await session.get(Complaint, complaint_id, with_for_update=True)
-    if row is None:
-        raise NotFound(f"no complaint {complaint_id}")
+    row = await _complaint(session, tenant=tenant, complaint_id=complaint_id, for_update=True)
     previous = complaints.ComplaintStatus(row.status)
     try:
         status = complaints.next_status(previous, body.status)
@@ -1641,6 +1766,7 @@ async def change_complaint_status(
         row.resolved_at = None  # reopened
     session.add(
         ComplaintChange(
+            tenant=tenant,
             complaint_id=complaint_id,
             status=status.value,
             changed_by=body.changed_by,
@@ -1664,25 +1790,25 @@ async def change_complaint_status(
         ),
         key=str(row.case_id or row.debtor_id),
         correlation_id=correlation_id,
+        tenant=tenant,
     )
-    (out,) = await _complaint_outs(session, [row], now=now)
+    (out,) = await _complaint_outs(session, [row], tenant=tenant, now=now)
     return out
 
 
 async def get_complaint(
-    session: AsyncSession, *, complaint_id: uuid.UUID, now: datetime
+    session: AsyncSession, *, tenant: str, complaint_id: uuid.UUID, now: datetime
 ) -> ComplaintOut:
-    """A complaint with its history and SLA clocks as of now."""
-    row = await session.get(Complaint, complaint_id)
-    if row is None:
-        raise NotFound(f"no complaint {complaint_id}")
-    (out,) = await _complaint_outs(session, [row], now=now)
+    """One of the tenant's complaints with its history and SLA clocks as of now."""
+    row = await _complaint(session, tenant=tenant, complaint_id=complaint_id)
+    (out,) = await _complaint_outs(session, [row], tenant=tenant, now=now)
     return out
 
 
 async def list_complaints(
     session: AsyncSession,
     *,
+    tenant: str,
     status: complaints.ComplaintStatus | None,
     debtor_id: uuid.UUID | None,
     campaign_id: uuid.UUID | None,
@@ -1690,8 +1816,9 @@ async def list_complaints(
     now: datetime,
     limit: int,
 ) -> Complaints:
-    """Complaints, newest first; `breached_only` keeps those with an SLA clock breached."""
-    query = sa.select(Complaint)
+    """The tenant's complaints, newest first; `breached_only` keeps those with an SLA clock
+    breached."""
+    query = sa.select(Complaint).where(Complaint.tenant == tenant)
     if status is not None:
         query = query.where(Complaint.status == status.value)
     if debtor_id is not None:
@@ -1699,7 +1826,7 @@ async def list_complaints(
     if campaign_id is not None:
         query = query.where(Complaint.campaign_id == campaign_id)
     rows = (await session.scalars(query.order_by(Complaint.received_at.desc()).limit(limit))).all()
-    found = await _complaint_outs(session, rows, now=now)
+    found = await _complaint_outs(session, rows, tenant=tenant, now=now)
     if breached_only:
         found = [c for c in found if c.sla.breached]
     return Complaints(complaints=found)
@@ -1726,6 +1853,7 @@ def _hit_out(hit: language.LanguageHit) -> LanguageHitOut:
 async def review_transcript(
     session: AsyncSession,
     *,
+    tenant: str,
     body: TranscriptIn,
     now: datetime,
     correlation_id: str,
@@ -1733,6 +1861,7 @@ async def review_transcript(
 ) -> LanguageReviewOut:
     """Check a call transcript: prohibited phrases in the agent's turns and the mandatory
     steps. The review is published as evidence; each finding on a known case is a violation."""
+    await _refuse_other_tenants_records(session, tenant=tenant, body=body)
     review = language.check_transcript(
         [language.Turn(t.speaker, t.text) for t in body.turns], language=body.language
     )
@@ -1752,6 +1881,7 @@ async def review_transcript(
     ]
     await _publish_review(
         session,
+        tenant=tenant,
         review_id=review_id,
         kind="transcript",
         case_id=body.case_id,
@@ -1766,7 +1896,7 @@ async def review_transcript(
         correlation_id=correlation_id,
     )
     if body.case_id is not None:
-        case = await session.get(KnownCase, body.case_id)
+        case = await _known_case(session, tenant=tenant, case_id=body.case_id)
         for rule_id, citation, severity, reason in findings:
             if (
                 await session.scalar(
@@ -1778,6 +1908,7 @@ async def review_transcript(
             ):
                 continue  # one violation per rule per transcript, however many phrases
             violation = Violation(
+                tenant=tenant,
                 violation_id=uuid.uuid4(),
                 subject=f"transcript:{review_id}",
                 rule_id=rule_id,
@@ -1812,13 +1943,14 @@ async def review_transcript(
 
 
 async def review_template(
-    session: AsyncSession, *, body: TemplateIn, now: datetime, correlation_id: str
+    session: AsyncSession, *, tenant: str, body: TemplateIn, now: datetime, correlation_id: str
 ) -> LanguageReviewOut:
     """Check a script or message template before it is used; published as evidence."""
     review = language.check_template(body.text)
     review_id = uuid.uuid4()
     await _publish_review(
         session,
+        tenant=tenant,
         review_id=review_id,
         kind="template",
         case_id=None,
@@ -1844,6 +1976,7 @@ async def review_template(
 async def _publish_review(
     session: AsyncSession,
     *,
+    tenant: str,
     review_id: uuid.UUID,
     kind: str,
     case_id: uuid.UUID | None,
@@ -1875,6 +2008,7 @@ async def _publish_review(
         ),
         key=str(case_id or review_id),
         correlation_id=correlation_id,
+        tenant=tenant,
     )
 
 
@@ -1886,18 +2020,21 @@ async def _publish_review(
 async def qa_plan(
     session: AsyncSession,
     *,
+    tenant: str,
     period_start: datetime,
     period_end: datetime,
     salt: bytes,
     zone: str,
 ) -> QaPlan:
-    """Which contacts of the period are reviewed: per team (its supervisor) and ISO week, and
-    by QA per month, chosen by a keyed hash so nobody can predict or game the sample."""
+    """Which of the tenant's contacts of the period are reviewed: per team (its supervisor)
+    and ISO week, and by QA per month, chosen by a keyed hash so nobody can predict or game
+    the sample."""
     if period_end <= period_start:
         raise Invalid("period_end must be after period_start")
     rows = (
         await session.scalars(
             sa.select(ObservedContact).where(
+                ObservedContact.tenant == tenant,
                 ObservedContact.kind == "outcome",
                 ObservedContact.occurred_at >= period_start,
                 ObservedContact.occurred_at < period_end,
@@ -1933,14 +2070,17 @@ async def qa_plan(
 
 
 async def record_qa_review(
-    session: AsyncSession, *, body: QaReviewIn, now: datetime, correlation_id: str
+    session: AsyncSession, *, tenant: str, body: QaReviewIn, now: datetime, correlation_id: str
 ) -> QaReviewOut:
-    """Store a review of a contact and publish it as evidence; a failed review names why."""
+    """Store a review of one of the tenant's contacts and publish it as evidence; a failed
+    review names why."""
     if not body.passed and not body.findings:
         raise Invalid("a failed review must name at least one finding")
-    if await session.get(ObservedContact, body.subject) is None:
+    contact = await session.get(ObservedContact, body.subject)
+    if contact is None or contact.tenant != tenant:
         raise NotFound(f"compliance has seen no contact {body.subject}")
     review = QaReview(
+        tenant=tenant,
         review_id=uuid.uuid4(),
         subject=body.subject,
         reviewer_kind=body.reviewer_kind,
@@ -1968,6 +2108,7 @@ async def record_qa_review(
         ),
         key=review.subject,
         correlation_id=correlation_id,
+        tenant=tenant,
     )
     return QaReviewOut(**body.model_dump(), review_id=review.review_id, reviewed_at=now)
 
@@ -1997,16 +2138,27 @@ def _share(values: Sequence[bool | None]) -> float | None:
 
 
 async def report(
-    session: AsyncSession, *, period_start: datetime, period_end: datetime, now: datetime
+    session: AsyncSession,
+    *,
+    tenant: str,
+    period_start: datetime,
+    period_end: datetime,
+    now: datetime,
 ) -> ComplianceReport:
-    """The period's compliance figures: violations by rule, severity, agency and collector;
-    complaints per 1,000 accounts worked; SLA adherence; contact's refusals by rule; QA."""
+    """The tenant's compliance figures of the period: violations by rule, severity, agency and
+    collector; complaints per 1,000 accounts worked; SLA adherence; contact's refusals by
+    rule; QA."""
     if period_end <= period_start:
         raise Invalid("period_end must be after period_start")
-    in_period = sa.and_(Violation.occurred_at >= period_start, Violation.occurred_at < period_end)
+    in_period = sa.and_(
+        Violation.tenant == tenant,
+        Violation.occurred_at >= period_start,
+        Violation.occurred_at < period_end,
+    )
     contact_rows = (
         await session.execute(
             sa.select(sa.func.count(), sa.func.count(sa.distinct(ObservedContact.case_id))).where(
+                ObservedContact.tenant == tenant,
                 ObservedContact.kind == "outcome",
                 ObservedContact.occurred_at >= period_start,
                 ObservedContact.occurred_at < period_end,
@@ -2017,16 +2169,20 @@ async def report(
     complaint_rows = (
         await session.scalars(
             sa.select(Complaint).where(
-                Complaint.received_at >= period_start, Complaint.received_at < period_end
+                Complaint.tenant == tenant,
+                Complaint.received_at >= period_start,
+                Complaint.received_at < period_end,
             )
         )
     ).all()
-    outs = await _complaint_outs(session, complaint_rows, now=now)
+    outs = await _complaint_outs(session, complaint_rows, tenant=tenant, now=now)
     qa = (
         (
             await session.execute(
                 sa.select(QaReview.passed).where(
-                    QaReview.reviewed_at >= period_start, QaReview.reviewed_at < period_end
+                    QaReview.tenant == tenant,
+                    QaReview.reviewed_at >= period_start,
+                    QaReview.reviewed_at < period_end,
                 )
             )
         )
@@ -2049,6 +2205,7 @@ async def report(
         blocked_by_rule=await _counts(
             session,
             BlockedContact.rule_id,
+            BlockedContact.tenant == tenant,
             BlockedContact.checked_at >= period_start,
             BlockedContact.checked_at < period_end,
         ),
@@ -2060,6 +2217,7 @@ async def report(
 async def regulator_export(
     session: AsyncSession,
     *,
+    tenant: str,
     case_id: uuid.UUID | None,
     period_start: datetime | None,
     period_end: datetime | None,
@@ -2067,13 +2225,16 @@ async def regulator_export(
     default_packs: tuple[str, ...],
     limit: int = 5000,
 ) -> RegulatorExport:
-    """Every contact of a case or period and why it was (or was not) allowed: the packs and
-    their versions, the policy version, the holds, opt-outs and consents in force, the
-    re-check's verdict, and the log entries it rests on with inclusion proofs against the
-    current tree head, so a regulator can verify each against a published checkpoint."""
+    """Every contact of one of the tenant's cases, or of a period, and why it was (or was not)
+    allowed: the packs and their versions, the policy version, the holds, opt-outs and
+    consents in force, the re-check's verdict, and the log entries it rests on with inclusion
+    proofs against the current tree head, so a regulator can verify each against a published
+    checkpoint."""
     if case_id is None and (period_start is None or period_end is None):
         raise Invalid("give a case_id, or both period_start and period_end")
-    query = sa.select(ObservedContact).where(ObservedContact.kind == "outcome")
+    query = sa.select(ObservedContact).where(
+        ObservedContact.tenant == tenant, ObservedContact.kind == "outcome"
+    )
     if case_id is not None:
         query = query.where(ObservedContact.case_id == case_id)
     if period_start is not None:
@@ -2086,7 +2247,13 @@ async def regulator_export(
     exported: list[ExportedContact] = []
     subjects = [row.subject for row in rows]
     violations = (
-        (await session.scalars(sa.select(Violation).where(Violation.subject.in_(subjects)))).all()
+        (
+            await session.scalars(
+                sa.select(Violation).where(
+                    Violation.tenant == tenant, Violation.subject.in_(subjects)
+                )
+            )
+        ).all()
         if subjects
         else []
     )
@@ -2094,7 +2261,7 @@ async def regulator_export(
     for v in violations:
         by_subject.setdefault(v.subject, []).append(v)
     for row in rows:
-        case = await session.get(KnownCase, row.case_id)
+        case = await _known_case(session, tenant=tenant, case_id=row.case_id)
         found = by_subject.get(row.subject, [])
         evidence_seqs = {row.evidence_seq}
         if case is None:
@@ -2116,7 +2283,7 @@ async def regulator_export(
                     allowed=not found,
                     findings=[f"{v.rule_id}: {v.reason}" for v in found],
                     explanation="the case was never opened in the log: hours cannot be judged",
-                    evidence=await _evidence(session, sorted(evidence_seqs), size),
+                    evidence=await _evidence(session, sorted(evidence_seqs), size, tenant=tenant),
                 )
             )
             continue
@@ -2162,11 +2329,11 @@ async def regulator_export(
                 allowed=not found,
                 findings=[f"{v.rule_id}: {v.reason}" for v in found],
                 explanation=explanation,
-                evidence=await _evidence(session, sorted(evidence_seqs), size),
+                evidence=await _evidence(session, sorted(evidence_seqs), size, tenant=tenant),
             )
         )
     scope = sa.true() if case_id is None else Violation.case_id == case_id
-    period = []
+    period = [Violation.tenant == tenant]
     if period_start is not None:
         period.append(Violation.occurred_at >= period_start)
     if period_end is not None:
@@ -2189,17 +2356,22 @@ async def regulator_export(
 
 
 async def _evidence(
-    session: AsyncSession, seqs: Sequence[int], size: int
+    session: AsyncSession, seqs: Sequence[int], size: int, *, tenant: str
 ) -> list[ExportedEvidence]:
-    wanted = [seq for seq in seqs if 1 <= seq <= size]
-    if not wanted:
+    in_tree = [seq for seq in seqs if 1 <= seq <= size]
+    if not in_tree:
         return []
     entries = {
         entry.seq: entry
         for entry in (
-            await session.scalars(sa.select(AuditEntry).where(AuditEntry.seq.in_(wanted)))
+            await session.scalars(
+                sa.select(AuditEntry).where(
+                    AuditEntry.tenant == tenant, AuditEntry.seq.in_(in_tree)
+                )
+            )
         ).all()
     }
+    wanted = sorted(entries)
 
     def paths(node: merkle.NodeReader) -> list[list[bytes]]:
         return [merkle.inclusion_path(node, seq - 1, size) for seq in wanted]
@@ -2214,7 +2386,6 @@ async def _evidence(
             audit_path=[h.hex() for h in path],
         )
         for seq, path in zip(wanted, await _from_nodes(session, paths), strict=True)
-        if seq in entries
     ]
 
 
@@ -2310,6 +2481,7 @@ def _ranges(seqs: Sequence[int]) -> list[tuple[int, int]]:
 async def purge_expired(
     session: AsyncSession,
     *,
+    tenant: str,
     now: datetime,
     retention_days: int,
     retention_days_by_kind: dict[str, int],
@@ -2322,11 +2494,12 @@ async def purge_expired(
     retention of their kind (default 3 years, Reg F 1006.100). Each keeps its hashes and leaf,
     so the chain, the Merkle tree and every proof still verify; the purge itself is logged
     (`compliance.purged`), and the verifier accepts no other missing content. A case with an
-    open complaint is kept. Closed complaints past retention lose their text."""
+    open complaint is kept. Closed complaints past retention lose their text. Only the
+    tenant's entries and complaints are purged; the purge record is the tenant's."""
     shortest = min([retention_days, *retention_days_by_kind.values()])
     last_activity = (
         sa.select(AuditEntry.case_key, sa.func.max(AuditEntry.occurred_at).label("last"))
-        .where(AuditEntry.case_key.is_not(None))
+        .where(AuditEntry.tenant == tenant, AuditEntry.case_key.is_not(None))
         .group_by(AuditEntry.case_key)
         .having(sa.func.max(AuditEntry.occurred_at) < now - timedelta(days=shortest))
         .subquery()
@@ -2338,6 +2511,7 @@ async def purge_expired(
             )
             .join(last_activity, last_activity.c.case_key == AuditEntry.case_key)
             .where(
+                AuditEntry.tenant == tenant,
                 AuditEntry.purged_at.is_(None),
                 AuditEntry.event_type != CompliancePurged.event_type,
             )
@@ -2350,7 +2524,9 @@ async def purge_expired(
         for case_id in (
             await session.scalars(
                 sa.select(Complaint.case_id).where(
-                    Complaint.status.in_(open_statuses), Complaint.case_id.is_not(None)
+                    Complaint.tenant == tenant,
+                    Complaint.status.in_(open_statuses),
+                    Complaint.case_id.is_not(None),
                 )
             )
         ).all()
@@ -2367,6 +2543,7 @@ async def purge_expired(
     ][:limit]
     held_cases = len({case_key for _seq, _t, case_key, _l in rows if case_key in held})
     stale_complaints = sa.and_(
+        Complaint.tenant == tenant,
         Complaint.status.not_in(open_statuses),
         Complaint.resolved_at < now - timedelta(days=retention_of("complaint.")),
         Complaint.text != "",
@@ -2391,7 +2568,9 @@ async def purge_expired(
         chunk = expired[start : start + PURGE_CHUNK]
         entries = (
             await session.scalars(
-                sa.select(AuditEntry).where(AuditEntry.seq.in_(chunk)).with_for_update()
+                sa.select(AuditEntry)
+                .where(AuditEntry.tenant == tenant, AuditEntry.seq.in_(chunk))
+                .with_for_update()
             )
         ).all()
         for entry in entries:
@@ -2415,6 +2594,7 @@ async def purge_expired(
             key=str(purge_id),
             producer="compliance",
             correlation_id=correlation_id,
+            tenant=tenant,
         )
         # Logged in this transaction (the verifier must never see a purge it cannot account
         # for) and published for anyone anchoring the log; the copy that comes back is a dupe.

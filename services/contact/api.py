@@ -21,12 +21,13 @@ from services.contact.schemas import (
     SimulationOut,
 )
 from services.contact.settings import ContactSettings
+from shared.auth import Principal, Scope, requires
 from shared.contracts import ContactOutcome
-from shared.http import problem_responses
+from shared.http import AUTH_RESPONSES, problem_responses
 from shared.logging import correlation_id
 from shared.runtime import runtime_of, unit_of_work
 
-router = APIRouter(prefix="/v1", tags=["contact"])
+router = APIRouter(prefix="/v1", tags=["contact"], responses=AUTH_RESPONSES)
 
 
 @router.get(
@@ -35,9 +36,13 @@ router = APIRouter(prefix="/v1", tags=["contact"])
     summary="Contact attempts planned for a case",
     responses=problem_responses(404),
 )
-async def get_case_attempts(case_id: uuid.UUID, request: Request) -> CaseAttempts:
+async def get_case_attempts(
+    case_id: uuid.UUID,
+    request: Request,
+    principal: Annotated[Principal, requires(Scope.CONTACT_READ)],
+) -> CaseAttempts:
     async with unit_of_work(request) as session:
-        return await service.case_attempts(session, case_id=case_id)
+        return await service.case_attempts(session, tenant=principal.tenant, case_id=case_id)
 
 
 @router.get(
@@ -46,9 +51,13 @@ async def get_case_attempts(case_id: uuid.UUID, request: Request) -> CaseAttempt
     summary="One contact attempt",
     responses=problem_responses(404),
 )
-async def get_attempt(attempt_id: uuid.UUID, request: Request) -> AttemptOut:
+async def get_attempt(
+    attempt_id: uuid.UUID,
+    request: Request,
+    principal: Annotated[Principal, requires(Scope.CONTACT_READ)],
+) -> AttemptOut:
     async with unit_of_work(request) as session:
-        return await service.get_attempt(session, attempt_id=attempt_id)
+        return await service.get_attempt(session, tenant=principal.tenant, attempt_id=attempt_id)
 
 
 @router.post(
@@ -57,10 +66,18 @@ async def get_attempt(attempt_id: uuid.UUID, request: Request) -> AttemptOut:
     summary="May this contact happen now? Every objecting rule and the next allowed moment",
     responses=problem_responses(404),
 )
-async def decide(body: DecisionIn, request: Request) -> DecisionOut:
+async def decide(
+    body: DecisionIn,
+    request: Request,
+    principal: Annotated[Principal, requires(Scope.CONTACT_DECIDE)],
+) -> DecisionOut:
     async with unit_of_work(request) as session:
         return await service.decide_contact(
-            session, body=body, default_packs=_packs(request), now=request.app.state.clock()
+            session,
+            tenant=principal.tenant,
+            body=body,
+            default_packs=_packs(request),
+            now=request.app.state.clock(),
         )
 
 
@@ -74,15 +91,19 @@ def _packs(request: Request) -> tuple[str, ...]:
     response_model=OutcomeRecorded,
     status_code=201,
     summary="Report what happened on an attempt (idempotent by outcome_id; never dropped)",
-    responses=problem_responses(),
+    responses=problem_responses(404),
 )
 async def report_outcome(
-    body: ContactOutcome, request: Request, response: Response
+    body: ContactOutcome,
+    request: Request,
+    response: Response,
+    principal: Annotated[Principal, requires(Scope.CONTACT_OUTCOMES)],
 ) -> OutcomeRecorded:
     async with unit_of_work(request) as session:
         flags, duplicate = await service.record_outcome(
             session,
             outcome=body,
+            tenant=principal.tenant,
             correlation_id=correlation_id.get() or str(uuid.uuid4()),
             now=request.app.state.clock(),
             packs=_packs(request),
@@ -100,6 +121,7 @@ async def report_outcome(
 )
 async def worklist(
     request: Request,
+    principal: Annotated[Principal, requires(Scope.CONTACT_WORKLIST)],
     channel: Channel,
     dialer: Annotated[str, Query(min_length=1, max_length=100, description="Who takes them.")],
     automated: Annotated[
@@ -111,6 +133,7 @@ async def worklist(
     async with unit_of_work(request) as session:
         return await service.lease_worklist(
             session,
+            tenant=principal.tenant,
             channel=channel,
             dialer=dialer,
             automated=automated,
@@ -122,10 +145,16 @@ async def worklist(
         )
 
 
-@router.get("/contact/policy", response_model=PolicyOut, summary="The contact policy in force")
-async def get_policy(request: Request) -> PolicyOut:
+@router.get(
+    "/contact/policy", response_model=PolicyOut, summary="The tenant's contact policy in force"
+)
+async def get_policy(
+    request: Request, principal: Annotated[Principal, requires(Scope.RULES_READ)]
+) -> PolicyOut:
     async with unit_of_work(request) as session:
-        return await service.current_policy(session, default_packs=_packs(request))
+        return await service.current_policy(
+            session, tenant=principal.tenant, default_packs=_packs(request)
+        )
 
 
 @router.put(
@@ -134,10 +163,15 @@ async def get_policy(request: Request) -> PolicyOut:
     summary="Set the rule packs and local rules (a new version; never looser than the law)",
     responses=problem_responses(),
 )
-async def put_policy(body: PolicyIn, request: Request) -> PolicyOut:
+async def put_policy(
+    body: PolicyIn,
+    request: Request,
+    principal: Annotated[Principal, requires(Scope.RULES_ADMIN)],
+) -> PolicyOut:
     async with unit_of_work(request) as session:
         return await service.set_policy(
             session,
+            tenant=principal.tenant,
             body=body,
             correlation_id=correlation_id.get() or str(uuid.uuid4()),
             now=request.app.state.clock(),
@@ -150,6 +184,10 @@ async def put_policy(body: PolicyIn, request: Request) -> PolicyOut:
     summary="Replay the stored attempt history under a proposed policy",
     responses=problem_responses(),
 )
-async def simulate(body: PolicyIn, request: Request) -> SimulationOut:
+async def simulate(
+    body: PolicyIn,
+    request: Request,
+    principal: Annotated[Principal, requires(Scope.RULES_READ)],
+) -> SimulationOut:
     async with unit_of_work(request) as session:
-        return await service.simulate_policy(session, body=body)
+        return await service.simulate_policy(session, tenant=principal.tenant, body=body)

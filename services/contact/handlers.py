@@ -1,11 +1,11 @@
-"""Contact Kafka handlers: decode the contract, call the service."""
+"""Contact Kafka handlers: decode the contract, call the service under the envelope's tenant."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contact import service
-from shared.bus import Handler, Received
+from shared.bus import Handler, PermanentMessageError, Received
 from shared.contracts import (
     CaseClosed,
     CaseOpened,
@@ -19,6 +19,22 @@ from shared.contracts import (
 from shared.contracts.topics import CASES_EVENTS, CONTACT_OUTCOMES, SCORING_EVENTS
 
 TOPICS: tuple[str, ...] = (CASES_EVENTS, SCORING_EVENTS, CONTACT_OUTCOMES)
+
+
+def _refusing_other_tenants(handler: Handler) -> Handler:
+    """An event naming another tenant's record would change that tenant's state: it is never
+    applied, and retrying cannot help, so it goes straight to the DLQ."""
+
+    async def handle(session: AsyncSession, message: Received) -> None:
+        try:
+            await handler(session, message)
+        except service.ForeignRecord as exc:
+            raise PermanentMessageError(
+                f"{message.envelope.type} of tenant {message.envelope.tenant!r} names a record "
+                f"of another tenant ({exc.why})"
+            ) from exc
+
+    return handle
 
 
 def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
@@ -41,6 +57,7 @@ def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
         await service.record_outcome(
             session,
             outcome=message.payload,
+            tenant=message.envelope.tenant,
             correlation_id=message.envelope.correlation_id,
             now=utc_now(),
             packs=packs,
@@ -51,6 +68,7 @@ def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
         await service.record_hold_placed(
             session,
             event=message.payload,
+            tenant=message.envelope.tenant,
             correlation_id=message.envelope.correlation_id,
             now=utc_now(),
             packs=packs,
@@ -67,6 +85,7 @@ def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
         await service.record_preferences(
             session,
             event=message.payload,
+            tenant=message.envelope.tenant,
             correlation_id=message.envelope.correlation_id,
             now=utc_now(),
             packs=packs,
@@ -77,11 +96,12 @@ def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
         await service.record_case_closed(
             session,
             event=message.payload,
+            tenant=message.envelope.tenant,
             correlation_id=message.envelope.correlation_id,
             now=utc_now(),
         )
 
-    return {
+    handlers: dict[str, Handler] = {
         CaseClosed.event_type: on_case_closed,
         DebtorPreferencesChanged.event_type: on_preferences,
         HoldPlaced.event_type: on_hold_placed,
@@ -90,3 +110,4 @@ def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
         CaseScored.event_type: on_case_scored,
         ContactOutcome.event_type: on_outcome,
     }
+    return {event_type: _refusing_other_tenants(h) for event_type, h in handlers.items()}

@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -60,15 +61,55 @@ PRODUCER = "contact"
 log = logging.getLogger(__name__)
 
 
+class ForeignRecord(NotFound):
+    """A record of another tenant, named by id. To an API caller it does not exist (the same
+    404 as a missing one); an event naming it is never applied (the handlers dead-letter it,
+    saying `why`)."""
+
+    def __init__(self, detail: str, *, why: str) -> None:
+        super().__init__(detail)
+        self.why = why
+
+
+Owned = TypeVar("Owned", ContactCase, ContactAttempt, ContactHold, ContactPreferences)
+
+
+def _own(record: Owned | None, *, tenant: str, missing: str) -> Owned | None:
+    """`record` if it is the tenant's, None if there is none; ForeignRecord (detail `missing`)
+    if it is another tenant's. Records are fetched by their globally unique ids, so this is
+    the tenant filter of every lookup by id."""
+    if record is not None and record.tenant != tenant:
+        raise ForeignRecord(
+            missing, why=f"{missing}: the {record.__tablename__} row is of another tenant"
+        )
+    return record
+
+
+async def _own_debtor(session: AsyncSession, *, debtor_id: uuid.UUID, tenant: str) -> None:
+    """ForeignRecord if contact knows this debtor from another tenant's cases."""
+    elsewhere = await session.scalar(
+        sa.select(ContactCase.case_id)
+        .where(ContactCase.debtor_id == debtor_id, ContactCase.tenant != tenant)
+        .limit(1)
+    )
+    if elsewhere is not None:
+        raise ForeignRecord(
+            f"contact has no debtor {debtor_id}",
+            why=f"debtor {debtor_id} is a debtor of another tenant",
+        )
+
+
 async def _publish(
     session: AsyncSession,
     payload: EventPayload,
     *,
+    tenant: str,
     key: str,
     correlation_id: str,
     causation_id: str | None = None,
 ) -> None:
-    """Stage one of contact's events on `contact.events` (published by the outbox relay)."""
+    """Stage one of contact's events on `contact.events` (published by the outbox relay);
+    dialers filter them by the envelope's tenant."""
     await enqueue_event(
         session,
         topic=CONTACT_EVENTS,
@@ -77,15 +118,30 @@ async def _publish(
             key=key,
             producer=PRODUCER,
             correlation_id=correlation_id,
+            tenant=tenant,
             causation_id=causation_id,
         ),
     )
 
 
-async def _contact_case(session: AsyncSession, *, case_id: uuid.UUID, now: datetime) -> ContactCase:
-    found = await session.get(ContactCase, case_id, with_for_update=True)
+async def _known_case(
+    session: AsyncSession, *, case_id: uuid.UUID, tenant: str, lock: bool = False
+) -> ContactCase | None:
+    """The tenant's case, None if contact has not heard of it; ForeignRecord if it is
+    another tenant's."""
+    return _own(
+        await session.get(ContactCase, case_id, with_for_update=lock),
+        tenant=tenant,
+        missing=f"contact has no case {case_id}",
+    )
+
+
+async def _contact_case(
+    session: AsyncSession, *, case_id: uuid.UUID, tenant: str, now: datetime
+) -> ContactCase:
+    found = await _known_case(session, case_id=case_id, tenant=tenant, lock=True)
     if found is None:
-        found = ContactCase(case_id=case_id, updated_at=now)
+        found = ContactCase(case_id=case_id, tenant=tenant, updated_at=now)
         session.add(found)
     return found
 
@@ -98,16 +154,20 @@ async def record_case_opened(
     now: datetime,
     packs: tuple[str, ...] = ("cn",),
 ) -> ContactAttempt | None:
-    """Remember the debtor's zone and DPD; plan the first attempt if the score is already in."""
+    """Remember the debtor's zone and DPD; plan the first attempt if the score is already in.
+    Everything is recorded under the envelope's tenant."""
+    tenant = envelope.tenant
+    await _own_debtor(session, debtor_id=event.debtor_id, tenant=tenant)
     if event.opted_out_channels or event.consents:
         await _store_preferences(
             session,
+            tenant=tenant,
             debtor_id=event.debtor_id,
             opted_out=event.opted_out_channels,
             consents=event.consents,
             changed_at=event.opened_at,
         )
-    case = await _contact_case(session, case_id=event.case_id, now=now)
+    case = await _contact_case(session, case_id=event.case_id, tenant=tenant, now=now)
     case.debtor_id = event.debtor_id
     case.time_zone = event.debtor_time_zone
     if case.days_past_due is None:
@@ -131,8 +191,9 @@ async def record_case_scored(
     now: datetime,
     packs: tuple[str, ...] = ("cn",),
 ) -> ContactAttempt | None:
-    """Keep the latest score; plan the first attempt if the case itself is already known."""
-    case = await _contact_case(session, case_id=event.case_id, now=now)
+    """Keep the latest score; plan the first attempt if the case itself is already known (the
+    envelope's tenant)."""
+    case = await _contact_case(session, case_id=event.case_id, tenant=envelope.tenant, now=now)
     case.priority = event.priority
     case.risk_tier = event.risk_tier.value
     case.days_past_due = event.days_past_due
@@ -156,12 +217,18 @@ RETRY_LATER = frozenset({OutcomeResult.NO_ANSWER, OutcomeResult.BUSY})
 
 
 async def active_holds(
-    session: AsyncSession, *, debtor_id: uuid.UUID, case_id: uuid.UUID | None, at: datetime
+    session: AsyncSession,
+    *,
+    tenant: str,
+    debtor_id: uuid.UUID,
+    case_id: uuid.UUID | None,
+    at: datetime,
 ) -> frozenset[rules.Hold]:
     """Holds in force at `at`: the debtor's person-level ones and the case's own."""
     rows = (
         await session.scalars(
             sa.select(ContactHold).where(
+                ContactHold.tenant == tenant,
                 ContactHold.debtor_id == debtor_id,
                 ContactHold.released_at.is_(None),
                 ContactHold.starts_at <= at,
@@ -180,6 +247,7 @@ WORKPLACE = "workplace"  # an opt-out of a place, not a channel (US-WORKPLACE)
 async def debtor_state(
     session: AsyncSession,
     *,
+    tenant: str,
     debtor_id: uuid.UUID,
     case_id: uuid.UUID | None = None,
     at: datetime | None = None,
@@ -190,7 +258,9 @@ async def debtor_state(
     outcomes = (
         await session.scalars(
             sa.select(ContactOutcomeRecord)
-            .where(ContactOutcomeRecord.debtor_id == debtor_id)
+            .where(
+                ContactOutcomeRecord.tenant == tenant, ContactOutcomeRecord.debtor_id == debtor_id
+            )
             .order_by(ContactOutcomeRecord.occurred_at)
         )
     ).all()
@@ -205,12 +275,12 @@ async def debtor_state(
         for o in outcomes
     )
     holds = (
-        await active_holds(session, debtor_id=debtor_id, case_id=case_id, at=at)
+        await active_holds(session, tenant=tenant, debtor_id=debtor_id, case_id=case_id, at=at)
         if at is not None
         else frozenset()
     )
     preferences = await session.get(ContactPreferences, debtor_id)
-    if preferences is None:
+    if preferences is None or preferences.tenant != tenant:
         return rules.DebtorState(history=history, holds=holds)
     return rules.DebtorState(
         history=history,
@@ -227,17 +297,29 @@ async def record_outcome(
     session: AsyncSession,
     *,
     outcome: ContactOutcome,
+    tenant: str,
     correlation_id: str,
     now: datetime,
     packs: tuple[str, ...],
 ) -> tuple[list[str], bool]:
-    """Store an outcome once (by the dialer's id) and flag what compliance must look at;
-    never drop one. Returns (flags, duplicate)."""
-    existing = await session.get(ContactOutcomeRecord, outcome.outcome_id)
+    """Store an outcome once (by the dialer's id, within the tenant) and flag what compliance
+    must look at; never drop one. Returns (flags, duplicate). ForeignRecord if the attempt or
+    the case is another tenant's: nothing is stored."""
+    existing = await session.get(
+        ContactOutcomeRecord, {"tenant": tenant, "outcome_id": outcome.outcome_id}
+    )
     if existing is not None:
         return list(existing.flags), True
-    attempt = await session.get(ContactAttempt, outcome.attempt_id) if outcome.attempt_id else None
-    case = await session.get(ContactCase, outcome.case_id)
+    attempt = (
+        _own(
+            await session.get(ContactAttempt, outcome.attempt_id),
+            tenant=tenant,
+            missing=f"no contact attempt {outcome.attempt_id}",
+        )
+        if outcome.attempt_id
+        else None
+    )
+    case = await _known_case(session, case_id=outcome.case_id, tenant=tenant)
     flags: list[str] = []
     if attempt is None:
         flags.append("never_planned")
@@ -249,7 +331,9 @@ async def record_outcome(
     if zone is None:
         flags.append("unknown_case")
     else:
-        active_packs, active_policy = await policy_in_force(session, default_packs=packs)
+        active_packs, active_policy = await policy_in_force(
+            session, tenant=tenant, default_packs=packs
+        )
         hours = {r for r in rules.hours_rule_ids(active_packs).split(",") if r} | {"POLICY-HOURS"}
         verdict = rules.decide(
             rules.DecisionRequest(
@@ -269,6 +353,7 @@ async def record_outcome(
     debtor_id = case.debtor_id if case else attempt.debtor_id if attempt else None
     session.add(
         ContactOutcomeRecord(
+            tenant=tenant,
             outcome_id=outcome.outcome_id,
             attempt_id=outcome.attempt_id,
             case_id=outcome.case_id,
@@ -305,6 +390,7 @@ async def record_outcome(
             promised_date=outcome.promised_date,
             agency=outcome.agency,
         ),
+        tenant=tenant,
         key=str(outcome.case_id),
         correlation_id=correlation_id,
     )
@@ -317,6 +403,7 @@ async def record_outcome(
                 reason=f"{AGITATED_IN_A_ROW} agitated outcomes in a row on automated channels",
                 escalated_at=now,
             ),
+            tenant=tenant,
             key=str(case.case_id),
             correlation_id=correlation_id,
         )
@@ -344,6 +431,7 @@ async def _agitated_in_a_row(session: AsyncSession, *, case: ContactCase) -> boo
         await session.scalars(
             sa.select(ContactOutcomeRecord.result)
             .where(
+                ContactOutcomeRecord.tenant == case.tenant,
                 ContactOutcomeRecord.case_id == case.case_id,
                 ContactOutcomeRecord.automated.is_(True),
             )
@@ -375,7 +463,8 @@ async def segment_answer_stats(
 ) -> list[domain.HourStats]:
     """(attempts, connected) by local hour at three nested levels, broadest first: debtors in
     the same zone, those of them in the same risk tier and DPD bucket, and this debtor's own
-    outcomes. The planner pools them (`domain.layered_answer_rate`)."""
+    outcomes. The planner pools them (`domain.layered_answer_rate`). Only the case's tenant's
+    outcomes count: one creditor's answer rates never shape another's plans."""
     assert case.time_zone is not None
     zone = ZoneInfo(case.time_zone)
     rows = (
@@ -388,6 +477,8 @@ async def segment_answer_stats(
             )
             .join(ContactCase, ContactCase.case_id == ContactOutcomeRecord.case_id)
             .where(
+                ContactOutcomeRecord.tenant == case.tenant,
+                ContactCase.tenant == case.tenant,
                 ContactCase.time_zone == case.time_zone,
                 ContactOutcomeRecord.channel == channel.value,
                 ContactOutcomeRecord.occurred_at >= now - SEGMENT_WINDOW,
@@ -409,6 +500,7 @@ async def segment_answer_stats(
             await session.execute(
                 sa.select(ContactOutcomeRecord.occurred_at, ContactOutcomeRecord.result)
                 .where(
+                    ContactOutcomeRecord.tenant == case.tenant,
                     ContactOutcomeRecord.debtor_id == case.debtor_id,
                     ContactOutcomeRecord.channel == channel.value,
                     ContactOutcomeRecord.occurred_at >= now - SEGMENT_WINDOW,
@@ -481,6 +573,7 @@ async def _plan_first_attempt(
     active = await session.scalar(
         sa.select(ContactAttempt.id)
         .where(
+            ContactAttempt.tenant == case.tenant,
             ContactAttempt.case_id == case.case_id,
             ContactAttempt.status.in_(("planned", "leased")),
         )
@@ -490,16 +583,18 @@ async def _plan_first_attempt(
         return None  # one live attempt per case at a time
     previous = await session.scalar(
         sa.select(sa.func.max(ContactAttempt.attempt_no)).where(
-            ContactAttempt.case_id == case.case_id
+            ContactAttempt.tenant == case.tenant, ContactAttempt.case_id == case.case_id
         )
     )
     zone = ZoneInfo(case.time_zone)
     first = domain.contact_for(
         treatment=case.treatment, days_past_due=case.days_past_due, human_only=case.human_only
     )
-    in_force = await current_policy(session, default_packs=packs)
+    in_force = await current_policy(session, tenant=case.tenant, default_packs=packs)
     active_packs, active_policy = engine_policy(in_force)
-    state = await debtor_state(session, debtor_id=case.debtor_id, case_id=case.case_id, at=now)
+    state = await debtor_state(
+        session, tenant=case.tenant, debtor_id=case.debtor_id, case_id=case.case_id, at=now
+    )
     treatment_channel = first.channel
     # An opted-out channel is never lifted by time: carry the same message on the next
     # channel the debtor still accepts (a letter remains) instead of dropping the case.
@@ -549,6 +644,7 @@ async def _plan_first_attempt(
         )
     attempt = ContactAttempt(
         id=uuid.uuid4(),
+        tenant=case.tenant,
         case_id=case.case_id,
         debtor_id=case.debtor_id,
         attempt_no=(previous or 0) + 1,
@@ -582,6 +678,7 @@ async def _plan_first_attempt(
                 treatment_channel.value if first.channel is not treatment_channel else None
             ),
         ),
+        tenant=case.tenant,
         key=str(attempt.case_id),
         correlation_id=correlation_id,
         causation_id=causation_id,
@@ -589,26 +686,26 @@ async def _plan_first_attempt(
     return attempt
 
 
-async def case_attempts(session: AsyncSession, *, case_id: uuid.UUID) -> CaseAttempts:
-    """Every attempt planned for a case; NotFound if contact has never heard of it."""
-    known = await session.get(ContactCase, case_id)
-    if known is None:
+async def case_attempts(session: AsyncSession, *, tenant: str, case_id: uuid.UUID) -> CaseAttempts:
+    """Every attempt planned for a case; NotFound if the tenant has no such case in contact."""
+    if await _known_case(session, case_id=case_id, tenant=tenant) is None:
         raise NotFound(f"contact has no case {case_id}")
     rows = (
         await session.scalars(
             sa.select(ContactAttempt)
-            .where(ContactAttempt.case_id == case_id)
+            .where(ContactAttempt.tenant == tenant, ContactAttempt.case_id == case_id)
             .order_by(ContactAttempt.attempt_no)
         )
     ).all()
     return CaseAttempts(case_id=case_id, attempts=[AttemptOut.model_validate(r) for r in rows])
 
 
-async def get_attempt(session: AsyncSession, *, attempt_id: uuid.UUID) -> AttemptOut:
-    """One attempt; NotFound if there is none."""
-    found = await session.get(ContactAttempt, attempt_id)
+async def get_attempt(session: AsyncSession, *, tenant: str, attempt_id: uuid.UUID) -> AttemptOut:
+    """One of the tenant's attempts; NotFound if there is none."""
+    missing = f"no contact attempt {attempt_id}"
+    found = _own(await session.get(ContactAttempt, attempt_id), tenant=tenant, missing=missing)
     if found is None:
-        raise NotFound(f"no contact attempt {attempt_id}")
+        raise NotFound(missing)
     return AttemptOut.model_validate(found)
 
 
@@ -618,19 +715,28 @@ class UnknownPack(DomainError):
 
 
 async def decide_contact(
-    session: AsyncSession, *, body: DecisionIn, default_packs: tuple[str, ...], now: datetime
+    session: AsyncSession,
+    *,
+    tenant: str,
+    body: DecisionIn,
+    default_packs: tuple[str, ...],
+    now: datetime,
 ) -> DecisionOut:
-    """Run the decision engine for one proposed contact against contact's own records."""
-    active_packs, active_policy = await policy_in_force(session, default_packs=default_packs)
+    """Run the decision engine for one proposed contact against the tenant's own records and
+    policy (another tenant's case or debtor is as unknown as a missing one)."""
+    active_packs, active_policy = await policy_in_force(
+        session, tenant=tenant, default_packs=default_packs
+    )
     packs = tuple(body.packs or active_packs)
     unknown = [p for p in packs if p not in rules.PACKS]
     if unknown:
         raise UnknownPack(f"unknown rule packs {unknown}; choose from {sorted(rules.PACKS)}")
     zones = body.zones
     if zones is None:
-        case = await session.get(ContactCase, body.case_id)
+        missing = f"contact does not know case {body.case_id}; pass its zones"
+        case = _own(await session.get(ContactCase, body.case_id), tenant=tenant, missing=missing)
         if case is None or case.time_zone is None:
-            raise NotFound(f"contact does not know case {body.case_id}; pass its zones")
+            raise NotFound(missing)
         zones = [case.time_zone]
     decision = rules.decide(
         rules.DecisionRequest(
@@ -645,7 +751,11 @@ async def decide_contact(
             workplace=body.workplace,
         ),
         await debtor_state(
-            session, debtor_id=body.debtor_id, case_id=body.case_id, at=body.at or now
+            session,
+            tenant=tenant,
+            debtor_id=body.debtor_id,
+            case_id=body.case_id,
+            at=body.at or now,
         ),
         packs=packs,
         policy=active_policy,
@@ -668,6 +778,7 @@ async def decide_contact(
 async def lease_worklist(
     session: AsyncSession,
     *,
+    tenant: str,
     channel: domain.Channel,
     dialer: str,
     automated: bool,
@@ -677,13 +788,14 @@ async def lease_worklist(
     packs: tuple[str, ...],
     correlation_id: str,
 ) -> list[AttemptOut]:
-    """Lease due attempts to a dialer, each re-checked against the rules at this moment: an
-    attempt the rules now refuse is moved to its next allowed moment (or blocked), and a
-    `contact.blocked` event names the rules."""
+    """Lease the tenant's due attempts to a dialer, each re-checked against the rules at this
+    moment: an attempt the rules now refuse is moved to its next allowed moment (or blocked),
+    and a `contact.blocked` event names the rules."""
     due = (
         await session.scalars(
             sa.select(ContactAttempt)
             .where(
+                ContactAttempt.tenant == tenant,
                 ContactAttempt.channel == channel.value,
                 ContactAttempt.planned_at <= now,
                 sa.or_(
@@ -699,11 +811,11 @@ async def lease_worklist(
         )
     ).all()
     leased: list[AttemptOut] = []
-    active_packs, active_policy = await policy_in_force(session, default_packs=packs)
+    active_packs, active_policy = await policy_in_force(session, tenant=tenant, default_packs=packs)
     for attempt in due:
         if len(leased) >= limit:
             break
-        case = await session.get(ContactCase, attempt.case_id)
+        case = await _known_case(session, case_id=attempt.case_id, tenant=tenant)
         decision = rules.decide(
             rules.DecisionRequest(
                 debtor_id=str(attempt.debtor_id),
@@ -713,7 +825,11 @@ async def lease_worklist(
                 zones=(attempt.time_zone,),
             ),
             await debtor_state(
-                session, debtor_id=attempt.debtor_id, case_id=attempt.case_id, at=now
+                session,
+                tenant=tenant,
+                debtor_id=attempt.debtor_id,
+                case_id=attempt.case_id,
+                at=now,
             ),
             packs=active_packs,
             policy=active_policy,
@@ -748,6 +864,7 @@ async def lease_worklist(
                 next_allowed_at=None if human_only else decision.next_allowed_at,
                 checked_at=now,
             ),
+            tenant=tenant,
             key=str(attempt.case_id),
             correlation_id=correlation_id,
         )
@@ -759,15 +876,25 @@ async def record_hold_placed(
     session: AsyncSession,
     *,
     event: HoldPlaced,
+    tenant: str,
     correlation_id: str,
     now: datetime,
     packs: tuple[str, ...],
 ) -> int:
-    """Keep the hold and withdraw every live attempt it stops; returns how many."""
-    if await session.get(ContactHold, event.hold_id) is None:
+    """Keep the hold and withdraw every live attempt of the tenant it stops; returns how many.
+    ForeignRecord if the hold, its case or its debtor is another tenant's."""
+    await _own_debtor(session, debtor_id=event.debtor_id, tenant=tenant)
+    await _known_case(session, case_id=event.case_id, tenant=tenant)
+    known = _own(
+        await session.get(ContactHold, event.hold_id),
+        tenant=tenant,
+        missing=f"contact has no hold {event.hold_id}",
+    )
+    if known is None:
         session.add(
             ContactHold(
                 hold_id=event.hold_id,
+                tenant=tenant,
                 case_id=event.case_id,
                 debtor_id=event.debtor_id,
                 kind=event.kind.value,
@@ -784,6 +911,7 @@ async def record_hold_placed(
     withdrawn = await _withdraw(
         session,
         scope,
+        tenant=tenant,
         rule_ids=rules.hold_rule_ids(rules.Hold(event.kind.value), packs),
         reason=lambda _attempt: f"{event.kind.value.replace('_', ' ')} hold: {event.reason}",
         now=now,
@@ -795,17 +923,20 @@ async def record_hold_placed(
 async def _withdraw(
     session: AsyncSession,
     *where: sa.ColumnElement[bool],
+    tenant: str,
     rule_ids: list[str],
     reason: Callable[[ContactAttempt], str],
     now: datetime,
     correlation_id: str,
 ) -> list[ContactAttempt]:
-    """Cancel the live (planned or leased) attempts matching `where`, each with its
+    """Cancel the tenant's live (planned or leased) attempts matching `where`, each with its
     `contact.cancelled`; returns them."""
     live = (
         await session.scalars(
             sa.select(ContactAttempt).where(
-                *where, ContactAttempt.status.in_(("planned", "leased"))
+                ContactAttempt.tenant == tenant,
+                *where,
+                ContactAttempt.status.in_(("planned", "leased")),
             )
         )
     ).all()
@@ -820,6 +951,7 @@ async def _withdraw(
                 reason=reason(attempt),
                 cancelled_at=now,
             ),
+            tenant=tenant,
             key=str(attempt.case_id),
             correlation_id=correlation_id,
         )
@@ -830,6 +962,7 @@ async def _withdraw(
 async def _store_preferences(
     session: AsyncSession,
     *,
+    tenant: str,
     debtor_id: uuid.UUID,
     opted_out: list[str],
     consents: list[str],
@@ -837,11 +970,16 @@ async def _store_preferences(
 ) -> bool:
     """Keep the newest preferences (events keyed by case and by debtor may arrive in either
     order); False if what is stored is newer."""
-    stored = await session.get(ContactPreferences, debtor_id, with_for_update=True)
+    stored = _own(
+        await session.get(ContactPreferences, debtor_id, with_for_update=True),
+        tenant=tenant,
+        missing=f"contact has no debtor {debtor_id}",
+    )
     if stored is None:
         session.add(
             ContactPreferences(
                 debtor_id=debtor_id,
+                tenant=tenant,
                 opted_out_channels=sorted(opted_out),
                 consents=sorted(consents),
                 changed_at=changed_at,
@@ -861,14 +999,17 @@ async def record_preferences(
     session: AsyncSession,
     *,
     event: DebtorPreferencesChanged,
+    tenant: str,
     correlation_id: str,
     now: datetime,
     packs: tuple[str, ...] = ("cn",),
 ) -> int:
     """Apply a debtor's new opt-outs and consents; withdraw live attempts on a channel now opted
     out of (every debt of this person). Returns how many were withdrawn."""
+    await _own_debtor(session, debtor_id=event.debtor_id, tenant=tenant)
     applied = await _store_preferences(
         session,
+        tenant=tenant,
         debtor_id=event.debtor_id,
         opted_out=event.opted_out_channels,
         consents=event.consents,
@@ -880,6 +1021,7 @@ async def record_preferences(
         session,
         ContactAttempt.debtor_id == event.debtor_id,
         ContactAttempt.channel.in_(event.opted_out_channels),
+        tenant=tenant,
         rule_ids=rules.opt_out_rule_ids(packs),
         reason=lambda attempt: f"the debtor opted out of {attempt.channel}: {event.reason}",
         now=now,
@@ -887,7 +1029,7 @@ async def record_preferences(
     )
     # The debt is still owed: plan each case again, on a channel the debtor still accepts.
     for case_id in sorted({attempt.case_id for attempt in withdrawn}):
-        case = await _contact_case(session, case_id=case_id, now=now)
+        case = await _contact_case(session, case_id=case_id, tenant=tenant, now=now)
         await _plan_first_attempt(
             session,
             case=case,
@@ -900,15 +1042,16 @@ async def record_preferences(
 
 
 async def record_case_closed(
-    session: AsyncSession, *, event: CaseClosed, correlation_id: str, now: datetime
+    session: AsyncSession, *, event: CaseClosed, tenant: str, correlation_id: str, now: datetime
 ) -> int:
     """The case ended: withdraw its live attempts and never plan it again; returns how many."""
-    case = await _contact_case(session, case_id=event.case_id, now=now)
+    case = await _contact_case(session, case_id=event.case_id, tenant=tenant, now=now)
     case.closed_at = event.closed_at
     case.updated_at = now
     withdrawn = await _withdraw(
         session,
         ContactAttempt.case_id == event.case_id,
+        tenant=tenant,
         rule_ids=["CASE-CLOSED"],
         reason=lambda _attempt: f"case closed ({event.closure})",
         now=now,
@@ -925,12 +1068,18 @@ async def record_hold_released(
     now: datetime,
     packs: tuple[str, ...],
 ) -> ContactAttempt | None:
-    """End the hold; plan again for the case if nothing else stops it."""
-    hold = await session.get(ContactHold, event.hold_id)
+    """End the hold (of the envelope's tenant); plan again for the case if nothing else stops
+    it."""
+    tenant = envelope.tenant
+    hold = _own(
+        await session.get(ContactHold, event.hold_id),
+        tenant=tenant,
+        missing=f"contact has no hold {event.hold_id}",
+    )
+    case = await _known_case(session, case_id=event.case_id, tenant=tenant)
     if hold is None:
         return None
     hold.released_at = event.released_at
-    case = await session.get(ContactCase, event.case_id)
     if case is None:
         return None
     await session.flush()
@@ -977,16 +1126,23 @@ def engine_policy(body: PolicyIn) -> tuple[tuple[str, ...], rules.Policy]:
 
 
 async def policy_in_force(
-    session: AsyncSession, *, default_packs: tuple[str, ...]
+    session: AsyncSession, *, tenant: str, default_packs: tuple[str, ...]
 ) -> tuple[tuple[str, ...], rules.Policy]:
-    """Packs and local policy the engine applies now (latest stored version or settings)."""
-    return engine_policy(await current_policy(session, default_packs=default_packs))
+    """Packs and local policy the engine applies now for the tenant (its latest stored
+    version, or settings)."""
+    return engine_policy(await current_policy(session, tenant=tenant, default_packs=default_packs))
 
 
-async def current_policy(session: AsyncSession, *, default_packs: tuple[str, ...]) -> PolicyOut:
-    """The policy in force: the latest stored version, else the settings' packs (version 0)."""
+async def current_policy(
+    session: AsyncSession, *, tenant: str, default_packs: tuple[str, ...]
+) -> PolicyOut:
+    """The tenant's policy in force: its latest stored version, else the settings' packs
+    (version 0)."""
     row = await session.scalar(
-        sa.select(ContactPolicy).order_by(ContactPolicy.version.desc()).limit(1)
+        sa.select(ContactPolicy)
+        .where(ContactPolicy.tenant == tenant)
+        .order_by(ContactPolicy.version.desc())
+        .limit(1)
     )
     if row is None:
         return PolicyOut(
@@ -1002,15 +1158,18 @@ async def current_policy(session: AsyncSession, *, default_packs: tuple[str, ...
 
 
 async def set_policy(
-    session: AsyncSession, *, body: PolicyIn, correlation_id: str, now: datetime
+    session: AsyncSession, *, tenant: str, body: PolicyIn, correlation_id: str, now: datetime
 ) -> PolicyOut:
-    """Store a new policy version (never looser than the law) and publish it."""
+    """Store a new version of the tenant's policy (never looser than the law) and publish it."""
     validate_policy(body)
-    latest = await session.scalar(sa.select(sa.func.max(ContactPolicy.version)))
+    latest = await session.scalar(
+        sa.select(sa.func.max(ContactPolicy.version)).where(ContactPolicy.tenant == tenant)
+    )
     version = (latest or 0) + 1
     document = body.model_dump(mode="json")
     session.add(
         ContactPolicy(
+            tenant=tenant,
             version=version,
             document=document,
             changed_by=body.changed_by,
@@ -1028,6 +1187,7 @@ async def set_policy(
             reason=body.reason,
             changed_at=now,
         ),
+        tenant=tenant,
         key="contact-policy",
         correlation_id=correlation_id,
     )
@@ -1036,15 +1196,16 @@ async def set_policy(
 
 
 async def simulate_policy(
-    session: AsyncSession, *, body: PolicyIn, limit: int = 200_000
+    session: AsyncSession, *, tenant: str, body: PolicyIn, limit: int = 200_000
 ) -> SimulationOut:
-    """Replay the stored attempt history under a proposed policy."""
+    """Replay the tenant's stored attempt history under a proposed policy (stores nothing)."""
     validate_policy(body)
     packs, policy = engine_policy(body)
     rows = (
         await session.execute(
             sa.select(ContactOutcomeRecord, ContactCase.time_zone)
             .join(ContactCase, ContactCase.case_id == ContactOutcomeRecord.case_id)
+            .where(ContactOutcomeRecord.tenant == tenant, ContactCase.tenant == tenant)
             .order_by(ContactOutcomeRecord.debtor_id, ContactOutcomeRecord.occurred_at)
             .limit(limit)
         )

@@ -22,13 +22,18 @@ from services.scoring.schemas import (
     RollbackIn,
 )
 from services.scoring.scorecard import Scorecard
+from shared.auth import Principal, Scope, requires
 from shared.contracts import utc_now
-from shared.http import DomainError, problem_responses
+from shared.http import AUTH_RESPONSES, DomainError, problem_responses
 from shared.logging import correlation_id
 from shared.runtime import unit_of_work
 
-router = APIRouter(prefix="/v1", tags=["scores"])
-models_router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1", tags=["scores"], responses=AUTH_RESPONSES)
+models_router = APIRouter(prefix="/v1/models", tags=["models"], responses=AUTH_RESPONSES)
+
+ScoresReader = Annotated[Principal, requires(Scope.SCORES_READ)]
+ScoresWriter = Annotated[Principal, requires(Scope.SCORES_WRITE)]
+ModelsAdmin = Annotated[Principal, requires(Scope.MODELS_ADMIN)]
 
 
 class InvalidModel(DomainError):
@@ -51,9 +56,9 @@ def _correlation() -> str:
     summary="Latest score of a case, its history and human overrides",
     responses=problem_responses(404),
 )
-async def get_scores(case_id: uuid.UUID, request: Request) -> CaseScores:
+async def get_scores(case_id: uuid.UUID, request: Request, principal: ScoresReader) -> CaseScores:
     async with unit_of_work(request) as session:
-        return await service.case_scores(session, case_id=case_id)
+        return await service.case_scores(session, tenant=principal.tenant, case_id=case_id)
 
 
 @router.post(
@@ -63,10 +68,17 @@ async def get_scores(case_id: uuid.UUID, request: Request) -> CaseScores:
     summary="Override the latest score's tier or priority (human review)",
     responses=problem_responses(404),
 )
-async def override(case_id: uuid.UUID, body: OverrideIn, request: Request) -> OverrideOut:
+async def override(
+    case_id: uuid.UUID, body: OverrideIn, request: Request, principal: ScoresWriter
+) -> OverrideOut:
     async with unit_of_work(request) as session:
         return await service.override_score(
-            session, case_id=case_id, body=body, correlation_id=_correlation(), now=utc_now()
+            session,
+            tenant=principal.tenant,
+            case_id=case_id,
+            body=body,
+            correlation_id=_correlation(),
+            now=utc_now(),
         )
 
 
@@ -76,10 +88,11 @@ async def override(case_id: uuid.UUID, body: OverrideIn, request: Request) -> Ov
     summary="Rescore cases now (all open cases when no ids are given)",
     responses=problem_responses(),
 )
-async def batch(body: BatchIn, request: Request) -> BatchOut:
+async def batch(body: BatchIn, request: Request, principal: ScoresWriter) -> BatchOut:
     async with unit_of_work(request) as session:
         return await service.rescore(
             session,
+            tenant=principal.tenant,
             case_ids=body.case_ids,
             correlation_id=_correlation(),
             now=utc_now(),
@@ -88,9 +101,9 @@ async def batch(body: BatchIn, request: Request) -> BatchOut:
 
 
 @models_router.get("", response_model=list[ModelSummary], summary="Registered models")
-async def list_models(request: Request) -> list[ModelSummary]:
+async def list_models(request: Request, principal: ScoresReader) -> list[ModelSummary]:
     async with unit_of_work(request) as session:
-        return await service.list_models(session)
+        return await service.list_models(session, tenant=principal.tenant)
 
 
 @models_router.post(
@@ -102,6 +115,7 @@ async def list_models(request: Request) -> list[ModelSummary]:
 )
 async def register(
     request: Request,
+    principal: ModelsAdmin,
     document: Annotated[dict[str, object], Body(description="A qingshou.scorecard/1 document.")],
 ) -> ModelSummary:
     try:
@@ -111,7 +125,9 @@ async def register(
         where = ".".join(str(p) for p in first["loc"])
         raise InvalidModel(f"not a valid scorecard: {where}: {first['msg']}") from None
     async with unit_of_work(request) as session:
-        return await service.register_model(session, model=model, now=utc_now())
+        return await service.register_model(
+            session, tenant=principal.tenant, model=model, now=utc_now()
+        )
 
 
 @models_router.get(
@@ -120,9 +136,9 @@ async def register(
     summary="A model with its card",
     responses=problem_responses(404),
 )
-async def get_model(key: str, request: Request) -> ModelDetail:
+async def get_model(key: str, request: Request, principal: ScoresReader) -> ModelDetail:
     async with unit_of_work(request) as session:
-        return await service.get_model(session, key=key)
+        return await service.get_model(session, tenant=principal.tenant, key=key)
 
 
 @models_router.post(
@@ -131,9 +147,18 @@ async def get_model(key: str, request: Request) -> ModelDetail:
     summary="Make a model champion or challenger (with a traffic share), or retire it",
     responses=problem_responses(404),
 )
-async def activate(key: str, body: ActivateIn, request: Request) -> ModelSummary:
+async def activate(
+    key: str, body: ActivateIn, request: Request, principal: ModelsAdmin
+) -> ModelSummary:
     async with unit_of_work(request) as session:
-        result = await service.activate_model(session, key=key, body=body, now=utc_now())
+        result = await service.activate_model(
+            session,
+            tenant=principal.tenant,
+            key=key,
+            body=body,
+            correlation_id=_correlation(),
+            now=utc_now(),
+        )
     _ctx(request).forget()
     return result
 
@@ -144,10 +169,15 @@ async def activate(key: str, body: ActivateIn, request: Request) -> ModelSummary
     summary="Reinstate the previous champion",
     responses=problem_responses(409),
 )
-async def rollback(body: RollbackIn, request: Request) -> ModelSummary:
+async def rollback(body: RollbackIn, request: Request, principal: ModelsAdmin) -> ModelSummary:
     async with unit_of_work(request) as session:
         result = await service.rollback_champion(
-            session, actor=body.actor, reason=body.reason, now=utc_now()
+            session,
+            tenant=principal.tenant,
+            actor=body.actor,
+            reason=body.reason,
+            correlation_id=_correlation(),
+            now=utc_now(),
         )
     _ctx(request).forget()
     return result
@@ -160,7 +190,10 @@ async def rollback(body: RollbackIn, request: Request) -> ModelSummary:
     responses=problem_responses(404),
 )
 async def monitoring(
-    key: str, request: Request, last: Annotated[int, Query(ge=1, le=100_000)] = 10_000
+    key: str,
+    request: Request,
+    principal: ScoresReader,
+    last: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> Monitoring:
     async with unit_of_work(request) as session:
-        return await service.monitoring(session, key=key, last=last)
+        return await service.monitoring(session, tenant=principal.tenant, key=key, last=last)

@@ -34,17 +34,28 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
     async def weekly_rescoring(runtime: ServiceRuntime) -> None:
         while True:
             await asyncio.sleep(settings.rescore_interval_hours * 3600)
-            after = None
             run = str(uuid.uuid4())
-            while True:
-                async with runtime.sessions() as session, session.begin():
-                    ids = await service.open_case_ids(session, after=after, limit=500)
-                    if not ids:
-                        break
-                    await service.rescore(
-                        session, case_ids=ids, correlation_id=run, now=utc_now(), ctx=ctx
-                    )
-                after = ids[-1]
+            async with runtime.sessions() as session:
+                tenants = await service.tenants_with_open_cases(session)
+            for tenant in tenants:
+                await rescore_tenant(runtime, tenant=tenant, run=run)
+
+    async def rescore_tenant(runtime: ServiceRuntime, *, tenant: str, run: str) -> None:
+        after = None
+        while True:
+            async with runtime.sessions() as session, session.begin():
+                ids = await service.open_case_ids(session, tenant=tenant, after=after, limit=500)
+                if not ids:
+                    return
+                await service.rescore(
+                    session,
+                    tenant=tenant,
+                    case_ids=ids,
+                    correlation_id=run,
+                    now=utc_now(),
+                    ctx=ctx,
+                )
+            after = ids[-1]
 
     api = APIRouter()
     api.include_router(router)

@@ -21,6 +21,7 @@ def make_handlers(ctx: service.ScoringContext) -> dict[str, Handler]:
         assert isinstance(message.payload, CaseOpened)
         await service.record_case_opened(
             session,
+            tenant=message.envelope.tenant,
             event=message.payload,
             correlation_id=message.envelope.correlation_id,
             causation_id=str(message.envelope.event_id),
@@ -44,6 +45,7 @@ def make_handlers(ctx: service.ScoringContext) -> dict[str, Handler]:
             raise TypeError(f"unexpected payload {type(event).__name__}")
         await service.record_case_change(
             session,
+            tenant=message.envelope.tenant,
             case_id=event.case_id,
             days_past_due=dpd,
             amount_outstanding=amount,

@@ -1,4 +1,9 @@
-"""Scoring database: case snapshots, the model registry, every score and every override."""
+"""Scoring database: case snapshots, the model registry, every score and every override.
+
+Case snapshots, scores and overrides belong to the tenant of the case (from the consumed
+events' envelope). The registry of model documents is platform configuration shared by every
+tenant; which model plays which role is per tenant (`model_roles`, `model_activations`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.contracts.envelope import DEFAULT_TENANT
 from shared.db import BigIntPK, MoneyMinorUnits, UtcDateTime
+
+
+def tenant_column(*, index: bool = True) -> Mapped[str]:
+    return mapped_column(
+        sa.String(63), index=index, server_default=DEFAULT_TENANT, default=DEFAULT_TENANT
+    )
 
 
 class Base(DeclarativeBase):
@@ -23,6 +35,7 @@ class ScoredCase(Base):
     __tablename__ = "scored_cases"
 
     case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    tenant: Mapped[str] = tenant_column()
     days_past_due: Mapped[int] = mapped_column(sa.Integer)
     amount_outstanding: Mapped[Decimal] = mapped_column(MoneyMinorUnits())
     currency: Mapped[str] = mapped_column(sa.String(3))
@@ -40,6 +53,7 @@ class Score(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    tenant: Mapped[str] = tenant_column()
     model_id: Mapped[str] = mapped_column(sa.String(64))
     model_version: Mapped[str] = mapped_column(sa.String(32))
     priority: Mapped[float] = mapped_column(sa.Float)
@@ -63,26 +77,42 @@ class Score(Base):
 
 
 class RegisteredModel(Base):
-    """A scorecard version in the registry: candidate, champion, challenger or retired."""
+    """A scorecard version in the shared registry. `tenant` only records whose admin
+    registered it: every tenant sees and may activate every model."""
 
     __tablename__ = "models"
 
     key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    tenant: Mapped[str] = tenant_column(index=False)
     model_id: Mapped[str] = mapped_column(sa.String(64))
     version: Mapped[str] = mapped_column(sa.String(32))
-    role: Mapped[str] = mapped_column(sa.String(16), index=True)
-    traffic_share: Mapped[float] = mapped_column(sa.Float, default=0.0)
     document: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class ModelRole(Base):
+    """The role of a model for one tenant: champion, challenger or retired (no row: candidate).
+    A tenant without any row scores with the roles of the default tenant."""
+
+    __tablename__ = "model_roles"
+
+    tenant: Mapped[str] = mapped_column(
+        sa.String(63), primary_key=True, server_default=DEFAULT_TENANT
+    )
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    traffic_share: Mapped[float] = mapped_column(sa.Float)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class ModelActivation(Base):
-    """Every role change, in order: the audit trail and what rollback walks back."""
+    """Every role change of a tenant, in order: the audit trail and what rollback walks back."""
 
     __tablename__ = "model_activations"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = tenant_column()
     key: Mapped[str] = mapped_column(sa.String(100))
     role: Mapped[str] = mapped_column(sa.String(16))
     traffic_share: Mapped[float] = mapped_column(sa.Float)
@@ -96,6 +126,7 @@ class ScoreOverride(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     case_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    tenant: Mapped[str] = tenant_column()
     score_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
     risk_tier: Mapped[str | None] = mapped_column(sa.String(16))
     priority: Mapped[float | None] = mapped_column(sa.Float)

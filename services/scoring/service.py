@@ -1,4 +1,10 @@
-"""Scoring use cases. The caller (route, handler or job) owns the transaction."""
+"""Scoring use cases. The caller (route, handler or job) owns the transaction.
+
+Every function that touches case data takes the tenant and filters by it: a case of another
+tenant is indistinguishable from one scoring never saw. Model documents are shared; each
+tenant has its own roles (champion, challengers), inherited from the default tenant until
+the tenant's first activation.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.scoring import domain
 from services.scoring.models import (
     ModelActivation,
+    ModelRole,
     RegisteredModel,
     Score,
     ScoredCase,
@@ -37,6 +44,7 @@ from services.scoring.schemas import (
     StabilityRow,
 )
 from services.scoring.scorecard import Scorecard, load_scorecard
+from shared.bus import PermanentMessageError
 from shared.contracts import (
     CaseOpened,
     CaseScored,
@@ -45,6 +53,8 @@ from shared.contracts import (
     ScoreOverridden,
     build_envelope,
 )
+from shared.contracts.envelope import DEFAULT_TENANT
+from shared.contracts.events import ModelActivated
 from shared.contracts.topics import SCORING_EVENTS
 from shared.http import Conflict, DomainError, NotFound
 from shared.outbox import enqueue_event
@@ -59,6 +69,11 @@ class InvalidActivation(DomainError):
     problem_type = "https://qingshou.dev/problems/invalid-activation"
 
 
+class ForeignCase(PermanentMessageError):
+    """An event about a case that scoring holds for another tenant: applying it would mix
+    tenants, and no retry can fix the producer's mistake."""
+
+
 @dataclass
 class ScoringContext:
     """Per-process configuration and a cache of parsed models (documents never change)."""
@@ -67,35 +82,37 @@ class ScoringContext:
     strategy: tuple[domain.StrategyRule, ...] = domain.DEFAULT_STRATEGY
     refresh_seconds: float = 2.0
     _parsed: dict[str, Scorecard] = field(default_factory=dict)
-    _active: list[tuple[str, str, float]] = field(default_factory=list)
-    _loaded_at: float = -math.inf
+    #: tenant -> (when loaded, [(key, role, share)] of its champion and challengers)
+    _active: dict[str, tuple[float, list[tuple[str, str, float]]]] = field(default_factory=dict)
 
-    async def active_models(self, session: AsyncSession) -> list[tuple[Scorecard, str, float]]:
-        """(model, role, share) of the champion and challengers, refreshed every few seconds."""
-        if time.monotonic() - self._loaded_at > self.refresh_seconds:
-            rows = (
-                await session.execute(
-                    sa.select(
-                        RegisteredModel.key, RegisteredModel.role, RegisteredModel.traffic_share
-                    )
-                    .where(RegisteredModel.role.in_(ACTIVE_ROLES))
-                    .order_by(RegisteredModel.key)
-                )
-            ).all()
-            self._active = [(r.key, r.role, r.traffic_share) for r in rows]
-            for key, _role, _share in self._active:
+    async def active_models(
+        self, session: AsyncSession, *, tenant: str
+    ) -> list[tuple[Scorecard, str, float]]:
+        """(model, role, share) of the tenant's champion and challengers, refreshed every few
+        seconds."""
+        loaded_at, active = self._active.get(tenant, (-math.inf, []))
+        if time.monotonic() - loaded_at > self.refresh_seconds:
+            roles = await effective_roles(session, tenant=tenant)
+            active = [
+                (r.key, r.role, r.traffic_share)
+                for r in sorted(roles.values(), key=lambda r: r.key)
+                if r.role in ACTIVE_ROLES
+            ]
+            for key, _role, _share in active:
                 if key not in self._parsed:
                     document = await session.scalar(
                         sa.select(RegisteredModel.document).where(RegisteredModel.key == key)
                     )
                     assert document is not None
                     self._parsed[key] = load_scorecard(document)
-            self._loaded_at = time.monotonic()
-        return [(self._parsed[key], role, share) for key, role, share in self._active]
+            self._active[tenant] = (time.monotonic(), active)
+        return [(self._parsed[key], role, share) for key, role, share in active]
 
     def forget(self) -> None:
-        """Re-read the registry on next use (after an activation in this process)."""
-        self._loaded_at = -math.inf
+        """Re-read the roles on next use (after an activation in this process). Every tenant:
+        a change of the default tenant's roles also changes those of the tenants inheriting
+        them."""
+        self._active.clear()
 
 
 def traffic_bucket(case_id: uuid.UUID) -> float:
@@ -118,9 +135,23 @@ def choose_model(
     return champion, False
 
 
+async def _snapshot_for_event(
+    session: AsyncSession, *, case_id: uuid.UUID, tenant: str
+) -> ScoredCase | None:
+    """The case's snapshot, None if scoring never saw it; ForeignCase if another tenant's."""
+    snapshot = await session.get(ScoredCase, case_id)
+    if snapshot is not None and snapshot.tenant != tenant:
+        raise ForeignCase(
+            f"an event of tenant {tenant!r} names case {case_id}, which belongs to another "
+            "tenant; not applied"
+        )
+    return snapshot
+
+
 async def record_case_opened(
     session: AsyncSession,
     *,
+    tenant: str,
     event: CaseOpened,
     correlation_id: str,
     causation_id: str,
@@ -128,9 +159,11 @@ async def record_case_opened(
     ctx: ScoringContext,
 ) -> Score:
     """Keep the case's inputs and score it."""
-    snapshot = await session.get(ScoredCase, event.case_id)
+    snapshot = await _snapshot_for_event(session, case_id=event.case_id, tenant=tenant)
     if snapshot is None:
-        snapshot = ScoredCase(case_id=event.case_id, broken_promises=0, status="open")
+        snapshot = ScoredCase(
+            case_id=event.case_id, tenant=tenant, broken_promises=0, status="open"
+        )
         session.add(snapshot)
     snapshot.days_past_due = event.days_past_due
     snapshot.amount_outstanding = event.amount_outstanding
@@ -159,6 +192,7 @@ class UnknownCase(Exception):
 async def record_case_change(
     session: AsyncSession,
     *,
+    tenant: str,
     case_id: uuid.UUID,
     days_past_due: int | None,
     amount_outstanding: Decimal | None,
@@ -170,7 +204,7 @@ async def record_case_change(
 ) -> Score | None:
     """A material change (balance, DPD, payment, broken promise; None keeps a value): update
     and rescore. A case paid in full is closed and not scored again."""
-    snapshot = await session.get(ScoredCase, case_id)
+    snapshot = await _snapshot_for_event(session, case_id=case_id, tenant=tenant)
     if snapshot is None:
         raise UnknownCase(f"case {case_id} was never opened for scoring")
     if days_past_due is not None:
@@ -206,7 +240,9 @@ async def score_snapshot(
 ) -> Score:
     """Score one case with its model (challenger slice or champion; the rule as fallback),
     store it and stage `case.scored`."""
-    model, challenger = choose_model(snapshot.case_id, await ctx.active_models(session))
+    model, challenger = choose_model(
+        snapshot.case_id, await ctx.active_models(session, tenant=snapshot.tenant)
+    )
     reasons: list[Reason] = []
     bins: dict[str, Any] = {}
     if model is not None:
@@ -265,6 +301,7 @@ async def score_snapshot(
     score = Score(
         id=uuid.uuid4(),
         case_id=snapshot.case_id,
+        tenant=snapshot.tenant,
         model_id=model_id,
         model_version=model_version,
         model_key=f"{model_id}@{model_version}",
@@ -315,6 +352,7 @@ async def score_snapshot(
             producer=PRODUCER,
             correlation_id=correlation_id,
             causation_id=causation_id,
+            tenant=score.tenant,
         ),
     )
     return score
@@ -323,14 +361,20 @@ async def score_snapshot(
 async def rescore(
     session: AsyncSession,
     *,
+    tenant: str,
     case_ids: list[uuid.UUID] | None,
     correlation_id: str,
     now: datetime,
     ctx: ScoringContext,
     limit: int = 10_000,
 ) -> BatchOut:
-    """Score the given (or all open) cases again with the current models."""
-    query = sa.select(ScoredCase).order_by(ScoredCase.case_id).limit(limit)
+    """Score the given (or all open) cases of the tenant again with its current models."""
+    query = (
+        sa.select(ScoredCase)
+        .where(ScoredCase.tenant == tenant)
+        .order_by(ScoredCase.case_id)
+        .limit(limit)
+    )
     if case_ids is None:
         query = query.where(ScoredCase.status == "open")
     else:
@@ -351,22 +395,30 @@ async def rescore(
     return BatchOut(scored=len(snapshots), unknown_case_ids=unknown)
 
 
+async def tenants_with_open_cases(session: AsyncSession) -> list[str]:
+    """The tenants the weekly rescoring job has work for."""
+    query = sa.select(ScoredCase.tenant).where(ScoredCase.status == "open").distinct()
+    return sorted((await session.scalars(query)).all())
+
+
 async def open_case_ids(
-    session: AsyncSession, *, after: uuid.UUID | None, limit: int
+    session: AsyncSession, *, tenant: str, after: uuid.UUID | None, limit: int
 ) -> list[uuid.UUID]:
-    """Keyset page of open case ids (for the weekly rescoring job)."""
-    query = sa.select(ScoredCase.case_id).where(ScoredCase.status == "open")
+    """Keyset page of the tenant's open case ids (for the weekly rescoring job)."""
+    query = sa.select(ScoredCase.case_id).where(
+        ScoredCase.tenant == tenant, ScoredCase.status == "open"
+    )
     if after is not None:
         query = query.where(ScoredCase.case_id > after)
     return list((await session.scalars(query.order_by(ScoredCase.case_id).limit(limit))).all())
 
 
-async def case_scores(session: AsyncSession, *, case_id: uuid.UUID) -> CaseScores:
+async def case_scores(session: AsyncSession, *, tenant: str, case_id: uuid.UUID) -> CaseScores:
     """Every score of a case, newest first, with overrides; NotFound if never scored."""
     rows = (
         await session.scalars(
             sa.select(Score)
-            .where(Score.case_id == case_id)
+            .where(Score.tenant == tenant, Score.case_id == case_id)
             .order_by(Score.scored_at.desc(), Score.id)
         )
     ).all()
@@ -375,7 +427,7 @@ async def case_scores(session: AsyncSession, *, case_id: uuid.UUID) -> CaseScore
     overrides = (
         await session.scalars(
             sa.select(ScoreOverride)
-            .where(ScoreOverride.case_id == case_id)
+            .where(ScoreOverride.tenant == tenant, ScoreOverride.case_id == case_id)
             .order_by(ScoreOverride.created_at.desc())
         )
     ).all()
@@ -397,6 +449,7 @@ async def case_scores(session: AsyncSession, *, case_id: uuid.UUID) -> CaseScore
 async def override_score(
     session: AsyncSession,
     *,
+    tenant: str,
     case_id: uuid.UUID,
     body: OverrideIn,
     correlation_id: str,
@@ -406,13 +459,17 @@ async def override_score(
     if body.risk_tier is None and body.priority is None:
         raise InvalidActivation("an override changes the risk tier, the priority or both")
     latest = await session.scalar(
-        sa.select(Score).where(Score.case_id == case_id).order_by(Score.scored_at.desc()).limit(1)
+        sa.select(Score)
+        .where(Score.tenant == tenant, Score.case_id == case_id)
+        .order_by(Score.scored_at.desc())
+        .limit(1)
     )
     if latest is None:
         raise NotFound(f"case {case_id} has no score to override")
     override = ScoreOverride(
         id=uuid.uuid4(),
         case_id=case_id,
+        tenant=tenant,
         score_id=latest.id,
         risk_tier=body.risk_tier.value if body.risk_tier else None,
         priority=body.priority,
@@ -438,6 +495,7 @@ async def override_score(
             key=str(case_id),
             producer=PRODUCER,
             correlation_id=correlation_id,
+            tenant=tenant,
         ),
     )
     await session.flush()
@@ -447,78 +505,177 @@ async def override_score(
 # ----------------------------------------------------------------------------- model registry
 
 
-def _summary(row: RegisteredModel, model: Scorecard) -> dict[str, Any]:
+async def effective_roles(session: AsyncSession, *, tenant: str) -> dict[str, ModelRole]:
+    """The roles the tenant scores with, by model key: its own, or the default tenant's while
+    it has none."""
+    rows = (
+        await session.scalars(
+            sa.select(ModelRole).where(ModelRole.tenant.in_({tenant, DEFAULT_TENANT}))
+        )
+    ).all()
+    own = {r.key: r for r in rows if r.tenant == tenant}
+    return own or {r.key: r for r in rows if r.tenant == DEFAULT_TENANT}
+
+
+async def _own_roles(
+    session: AsyncSession, *, tenant: str, actor: str, now: datetime
+) -> dict[str, ModelRole]:
+    """The tenant's roles, locked for a change. At its first activation a tenant takes a copy
+    of the default tenant's champion and challengers, so changing one role keeps the others
+    and a later rollback has the inherited champion to return to."""
+    own = {
+        r.key: r
+        for r in (
+            await session.scalars(
+                sa.select(ModelRole).where(ModelRole.tenant == tenant).with_for_update()
+            )
+        ).all()
+    }
+    if own or tenant == DEFAULT_TENANT:
+        return own
+    inherited = (
+        await session.scalars(
+            sa.select(ModelRole)
+            .where(ModelRole.tenant == DEFAULT_TENANT, ModelRole.role.in_(ACTIVE_ROLES))
+            .order_by(ModelRole.key)
+        )
+    ).all()
+    for role in inherited:
+        own[role.key] = ModelRole(
+            tenant=tenant,
+            key=role.key,
+            role=role.role,
+            traffic_share=role.traffic_share,
+            updated_at=now,
+        )
+        session.add(own[role.key])
+        _log(
+            session,
+            tenant=tenant,
+            key=role.key,
+            role=role.role,
+            share=role.traffic_share,
+            actor=actor,
+            reason=f"inherited from tenant {DEFAULT_TENANT}",
+            now=now,
+        )
+    return own
+
+
+def _summary(row: RegisteredModel, model: Scorecard, role: ModelRole | None) -> dict[str, Any]:
     auc = model.card.get("test", {}).get("auc")
     return {
         "key": row.key,
         "model_id": row.model_id,
         "version": row.version,
-        "role": row.role,
-        "traffic_share": row.traffic_share,
+        "role": role.role if role else "candidate",
+        "traffic_share": role.traffic_share if role else 0.0,
         "created_at": row.created_at,
-        "updated_at": row.updated_at,
+        "updated_at": role.updated_at if role else row.updated_at,
         "test_auc": auc,
     }
 
 
-async def register_model(session: AsyncSession, *, model: Scorecard, now: datetime) -> ModelSummary:
-    """Add a scorecard version as a candidate; Conflict if that version exists."""
+async def register_model(
+    session: AsyncSession, *, tenant: str, model: Scorecard, now: datetime
+) -> ModelSummary:
+    """Add a scorecard version to the shared registry (a candidate for every tenant);
+    Conflict if that version exists."""
     if await session.get(RegisteredModel, model.key) is not None:
         raise Conflict(f"model {model.key} is already registered; bump the version")
     row = RegisteredModel(
         key=model.key,
+        tenant=tenant,
         model_id=model.model_id,
         version=model.version,
-        role="candidate",
-        traffic_share=0.0,
         document=model.model_dump_json(),
         created_at=now,
         updated_at=now,
     )
     session.add(row)
     await session.flush()
-    return ModelSummary.model_validate(_summary(row, model))
+    return ModelSummary.model_validate(_summary(row, model, None))
 
 
 async def ensure_default_model(
     session: AsyncSession, *, document: bytes | None, now: datetime
 ) -> str | None:
-    """Register and promote the default model file when the registry is empty (first start)."""
+    """Register the default model file and make it the default tenant's champion when the
+    registry is empty (first start): the platform model every new tenant inherits."""
     if document is None:
         return None
     if await session.scalar(sa.select(sa.func.count()).select_from(RegisteredModel)):
         return None
     model = load_scorecard(document)
-    await register_model(session, model=model, now=now)
+    await register_model(session, tenant=DEFAULT_TENANT, model=model, now=now)
     await activate_model(
         session,
+        tenant=DEFAULT_TENANT,
         key=model.key,
         body=ActivateIn(role="champion", actor="system", reason="default model at first start"),
+        correlation_id=str(uuid.uuid4()),
         now=now,
     )
     return model.key
 
 
 async def activate_model(
-    session: AsyncSession, *, key: str, body: ActivateIn, now: datetime
+    session: AsyncSession,
+    *,
+    tenant: str,
+    key: str,
+    body: ActivateIn,
+    correlation_id: str,
+    now: datetime,
 ) -> ModelSummary:
-    """Make a model champion (the previous one retires), a challenger, or retire it."""
-    row = await session.get(RegisteredModel, key, with_for_update=True)
+    """Make a model the tenant's champion (the previous one retires), a challenger, or retire
+    it; stage `model.activated`."""
+    return await _activate(
+        session,
+        tenant=tenant,
+        key=key,
+        body=body,
+        correlation_id=correlation_id,
+        now=now,
+        rollback=False,
+    )
+
+
+async def _activate(
+    session: AsyncSession,
+    *,
+    tenant: str,
+    key: str,
+    body: ActivateIn,
+    correlation_id: str,
+    now: datetime,
+    rollback: bool,
+) -> ModelSummary:
+    row = await session.get(RegisteredModel, key)
     if row is None:
         raise NotFound(f"no model {key}")
-    active = (
-        await session.scalars(
-            sa.select(RegisteredModel).where(RegisteredModel.role.in_(ACTIVE_ROLES))
-        )
-    ).all()
+    roles = await _own_roles(session, tenant=tenant, actor=body.actor, now=now)
+    current = roles.get(key)
+    current_role = current.role if current else "candidate"
+    active = [r for r in roles.values() if r.role in ACTIVE_ROLES]
+    champion = next((r.key for r in active if r.role == "champion"), None)
     share = 1.0
     if body.role == "champion":
         for other in active:
             if other.role == "champion" and other.key != key:
                 other.role, other.traffic_share, other.updated_at = "retired", 0.0, now
-                _log(session, other.key, "retired", 0.0, body.actor, f"replaced by {key}", now)
+                _log(
+                    session,
+                    tenant=tenant,
+                    key=other.key,
+                    role="retired",
+                    share=0.0,
+                    actor=body.actor,
+                    reason=f"replaced by {key}",
+                    now=now,
+                )
     elif body.role == "challenger":
-        if row.role == "champion":
+        if current_role == "champion":
             raise InvalidActivation("the champion cannot become a challenger; promote another")
         taken = sum(o.traffic_share for o in active if o.role == "challenger" and o.key != key)
         if taken + body.traffic_share > 0.5 + 1e-9:
@@ -527,63 +684,125 @@ async def activate_model(
             )
         share = body.traffic_share
     else:
-        if row.role == "champion":
+        if current_role == "champion":
             raise InvalidActivation("retiring the champion would leave no model; promote another")
         share = 0.0
-    row.role, row.traffic_share, row.updated_at = body.role, share, now
-    _log(session, key, body.role, share, body.actor, body.reason, now)
+    if current is None:
+        current = ModelRole(tenant=tenant, key=key)
+        session.add(current)
+    current.role, current.traffic_share, current.updated_at = body.role, share, now
+    _log(
+        session,
+        tenant=tenant,
+        key=key,
+        role=body.role,
+        share=share,
+        actor=body.actor,
+        reason=body.reason,
+        now=now,
+    )
+    await enqueue_event(
+        session,
+        topic=SCORING_EVENTS,
+        envelope=build_envelope(
+            ModelActivated(
+                model_key=key,
+                role=body.role,
+                traffic_share=share,
+                previous_model_key=champion if body.role == "champion" else None,
+                rollback=rollback,
+                activated_at=now,
+            ),
+            # One partition per tenant keeps its administrative changes in order.
+            key=tenant,
+            producer=PRODUCER,
+            correlation_id=correlation_id,
+            tenant=tenant,
+        ),
+    )
     await session.flush()
-    return ModelSummary.model_validate(_summary(row, load_scorecard(row.document)))
+    return ModelSummary.model_validate(_summary(row, load_scorecard(row.document), current))
 
 
 def _log(
-    session: AsyncSession, key: str, role: str, share: float, actor: str, reason: str, now: datetime
+    session: AsyncSession,
+    *,
+    tenant: str,
+    key: str,
+    role: str,
+    share: float,
+    actor: str,
+    reason: str,
+    now: datetime,
 ) -> None:
     session.add(
-        ModelActivation(key=key, role=role, traffic_share=share, actor=actor, reason=reason, at=now)
+        ModelActivation(
+            tenant=tenant,
+            key=key,
+            role=role,
+            traffic_share=share,
+            actor=actor,
+            reason=reason,
+            at=now,
+        )
     )
 
 
 async def rollback_champion(
-    session: AsyncSession, *, actor: str, reason: str, now: datetime
+    session: AsyncSession,
+    *,
+    tenant: str,
+    actor: str,
+    reason: str,
+    correlation_id: str,
+    now: datetime,
 ) -> ModelSummary:
-    """Reinstate the champion that preceded the current one."""
+    """Reinstate the champion that preceded the tenant's current one."""
     promotions = (
         await session.scalars(
             sa.select(ModelActivation.key)
-            .where(ModelActivation.role == "champion")
+            .where(ModelActivation.tenant == tenant, ModelActivation.role == "champion")
             .order_by(ModelActivation.id.desc())
         )
     ).all()
     if not promotions:
-        raise Conflict("no champion has ever been activated")
+        raise Conflict(f"tenant {tenant} has never activated a champion of its own")
     current = promotions[0]
     previous = next((k for k in promotions[1:] if k != current), None)
     if previous is None:
         raise Conflict(f"{current} is the first champion; there is nothing to roll back to")
-    return await activate_model(
+    return await _activate(
         session,
+        tenant=tenant,
         key=previous,
         body=ActivateIn(role="champion", actor=actor, reason=f"rollback: {reason}"),
+        correlation_id=correlation_id,
         now=now,
+        rollback=True,
     )
 
 
-async def list_models(session: AsyncSession) -> list[ModelSummary]:
+async def list_models(session: AsyncSession, *, tenant: str) -> list[ModelSummary]:
+    """Every registered model with the role it plays for the tenant."""
     rows = (
         await session.scalars(sa.select(RegisteredModel).order_by(RegisteredModel.created_at))
     ).all()
-    return [ModelSummary.model_validate(_summary(r, load_scorecard(r.document))) for r in rows]
+    roles = await effective_roles(session, tenant=tenant)
+    return [
+        ModelSummary.model_validate(_summary(r, load_scorecard(r.document), roles.get(r.key)))
+        for r in rows
+    ]
 
 
-async def get_model(session: AsyncSession, *, key: str) -> ModelDetail:
+async def get_model(session: AsyncSession, *, tenant: str, key: str) -> ModelDetail:
     row = await session.get(RegisteredModel, key)
     if row is None:
         raise NotFound(f"no model {key}")
     model = load_scorecard(row.document)
+    role = (await effective_roles(session, tenant=tenant)).get(key)
     features = [f.model_dump(exclude={"train_shares"}) for f in model.features]
     return ModelDetail.model_validate(
-        {**_summary(row, model), "card": model.card, "features": features}
+        {**_summary(row, model, role), "card": model.card, "features": features}
     )
 
 
@@ -601,8 +820,9 @@ def _row(name: str, value: float) -> StabilityRow:
     return StabilityRow(name=name, psi=round(value, 6), status=status)
 
 
-async def monitoring(session: AsyncSession, *, key: str, last: int) -> Monitoring:
-    """PSI of the score and of each feature: the last `last` scores vs the frozen training bins."""
+async def monitoring(session: AsyncSession, *, tenant: str, key: str, last: int) -> Monitoring:
+    """PSI of the score and of each feature: the tenant's last `last` scores vs the frozen
+    training bins."""
     row = await session.get(RegisteredModel, key)
     if row is None:
         raise NotFound(f"no model {key}")
@@ -610,7 +830,7 @@ async def monitoring(session: AsyncSession, *, key: str, last: int) -> Monitorin
     recent = (
         await session.scalars(
             sa.select(Score.bins)
-            .where(Score.model_key == key)
+            .where(Score.tenant == tenant, Score.model_key == key)
             .order_by(Score.scored_at.desc())
             .limit(last)
         )

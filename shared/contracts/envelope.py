@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+#: Tenants are short slugs; a deployment that serves one creditor never needs to name one.
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+DEFAULT_TENANT = "default"
+
+#: Who caused the events being built: set for the duration of an authenticated request.
+current_actor: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_actor", default=None
+)
 
 
 def utc_now() -> datetime:
@@ -34,6 +44,19 @@ class Envelope(BaseModel):
     )
     correlation_id: str = Field(min_length=1, max_length=200)
     causation_id: str | None = Field(default=None, max_length=200)
+    tenant: str = Field(
+        default=DEFAULT_TENANT,
+        pattern=TENANT_PATTERN,
+        description="The tenant (creditor, portfolio owner) the event belongs to. Consumers "
+        "keep it on every record they derive and never mix tenants.",
+    )
+    actor: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Who caused the event: `<client kind>:<client>` of the API caller, or "
+        "absent for the platform's own jobs and consumers.",
+        examples=["admin:risk-team"],
+    )
     payload: dict[str, Any]
 
     def to_bytes(self) -> bytes:

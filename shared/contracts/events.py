@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.contracts.envelope import Envelope
+from shared.contracts.envelope import Envelope, current_actor
 
 Money = Annotated[
     Decimal,
@@ -424,6 +424,55 @@ class ContactPolicyChanged(EventPayload):
     changed_at: AwareDatetime
 
 
+class ApiKeyCreated(EventPayload):
+    """An API key was issued (never the secret, nor its hash). With `replaces`, it rotates an
+    older key, which stays valid until `replaced_key_expires_at`."""
+
+    event_type: ClassVar[str] = "admin.key_created"
+    event_version: ClassVar[int] = 1
+
+    key_id: str = Field(pattern=r"^[0-9a-f]{12}$")
+    client: str
+    kind: str
+    scopes: list[str]
+    subject: str | None = None
+    expires_at: AwareDatetime | None = None
+    replaces: str | None = None
+    replaced_key_expires_at: AwareDatetime | None = None
+    created_by: str = Field(description="The operator who ran the command.")
+    created_at: AwareDatetime
+
+
+class ApiKeyRevoked(EventPayload):
+    """An API key was revoked; it is refused from `revoked_at`."""
+
+    event_type: ClassVar[str] = "admin.key_revoked"
+    event_version: ClassVar[int] = 1
+
+    key_id: str = Field(pattern=r"^[0-9a-f]{12}$")
+    client: str
+    revoked_by: str
+    reason: str
+    revoked_at: AwareDatetime
+
+
+class ModelActivated(EventPayload):
+    """A tenant changed which scoring model scores its cases: a new champion, a challenger's
+    traffic share, a retirement, or a roll-back."""
+
+    event_type: ClassVar[str] = "model.activated"
+    event_version: ClassVar[int] = 1
+
+    model_key: str
+    role: str = Field(
+        default="champion", description="champion, challenger (with a traffic share) or retired."
+    )
+    traffic_share: float | None = Field(default=None, ge=0, le=1)
+    previous_model_key: str | None = None
+    rollback: bool = False
+    activated_at: AwareDatetime
+
+
 class CheckpointIssued(EventPayload):
     """A signed tree head of the evidence log, to anchor outside the system."""
 
@@ -661,6 +710,9 @@ PAYLOADS: tuple[type[EventPayload], ...] = (
     ContactOutcome,
     ContactOutcomeRecorded,
     ContactEscalated,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    ModelActivated,
     CheckpointIssued,
     ViolationDetected,
     ComplaintOpened,
@@ -698,9 +750,12 @@ def build_envelope(
     key: str,
     producer: str,
     correlation_id: str,
+    tenant: str,
     causation_id: str | None = None,
+    actor: str | None = None,
 ) -> Envelope:
-    """Wrap a payload in an envelope with a fresh event id."""
+    """Wrap a payload in an envelope with a fresh event id; `actor` defaults to the caller of
+    the request being served, if any."""
     body: dict[str, Any] = payload.model_dump(mode="json")
     return Envelope(
         type=payload.event_type,
@@ -709,5 +764,7 @@ def build_envelope(
         key=key,
         correlation_id=correlation_id,
         causation_id=causation_id,
+        tenant=tenant,
+        actor=actor if actor is not None else current_actor.get(),
         payload=body,
     )

@@ -15,6 +15,7 @@ from typing import Any
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import PAYLOADS
 from shared.contracts.topics import (
+    ADMIN_EVENTS,
     CASES_EVENTS,
     COMPLIANCE_EVENTS,
     CONTACT_EVENTS,
@@ -46,6 +47,9 @@ TOPIC_OF: dict[str, str] = {
     "transcript.reviewed": COMPLIANCE_EVENTS,
     "qa.reviewed": COMPLIANCE_EVENTS,
     "compliance.purged": COMPLIANCE_EVENTS,
+    "admin.key_created": ADMIN_EVENTS,
+    "admin.key_revoked": ADMIN_EVENTS,
+    "model.activated": SCORING_EVENTS,
 }
 
 

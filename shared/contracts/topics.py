@@ -7,6 +7,8 @@ SCORING_EVENTS = "scoring.events"
 CONTACT_EVENTS = "contact.events"
 CONTACT_OUTCOMES = "contact.outcomes"
 COMPLIANCE_EVENTS = "compliance.events"
+#: Administrative changes made outside a service's API (API keys); the compliance log keeps them.
+ADMIN_EVENTS = "admin.events"
 
 MAIN_TOPICS: tuple[str, ...] = (
     CASES_EVENTS,
@@ -14,6 +16,7 @@ MAIN_TOPICS: tuple[str, ...] = (
     CONTACT_EVENTS,
     CONTACT_OUTCOMES,
     COMPLIANCE_EVENTS,
+    ADMIN_EVENTS,
 )
 
 

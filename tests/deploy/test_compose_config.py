@@ -79,6 +79,9 @@ def test_compose_file_is_valid_and_has_every_part(config: dict[str, Any]) -> Non
         command = " ".join(services[name]["command"])
         assert f"services.{name} migrate" in command
         assert f"services.{name} serve" in command
+        keys_file = env["QS_AUTH_KEYS_FILE"]
+        mounts = {v["target"]: v for v in services[name]["volumes"]}
+        assert mounts[keys_file.rsplit("/", 1)[0]]["read_only"], "keys are mounted read-only"
         assert services[name]["depends_on"]["topics"]["condition"] == (
             "service_completed_successfully"
         )

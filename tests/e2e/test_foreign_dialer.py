@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from shared.stack import LocalStack
+from tests.auth_support import headers as auth_headers
 
 pytestmark = pytest.mark.e2e
 confluent_kafka = pytest.importorskip(
@@ -49,6 +50,7 @@ def dialer_consume(
             headers = dict(message.headers() or [])
             if event["type"] == "contact.planned" and event["payload"]["case_id"] in case_ids:
                 assert headers["event_type"] == b"contact.planned"
+                assert headers["tenant"] == b"default"
                 planned[event["payload"]["case_id"]] = event["payload"]
     finally:
         consumer.close()
@@ -78,7 +80,7 @@ def dialer_produce(bootstrap: str, outcomes: list[dict[str, Any]]) -> None:
 
 
 async def test_a_librdkafka_dialer_reads_plans_and_reports_outcomes(stack: LocalStack) -> None:
-    async with httpx.AsyncClient(timeout=15) as client:
+    async with httpx.AsyncClient(headers=auth_headers(), timeout=15) as client:
         case_ids = []
         for i in range(6):
             response = await client.post(

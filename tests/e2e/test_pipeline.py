@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from shared.stack import LocalStack
+from tests.auth_support import headers as auth_headers
 from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.e2e
@@ -81,7 +82,7 @@ def assert_lawful(attempt: dict[str, Any]) -> None:
 async def test_case_flows_to_a_lawful_planned_contact_and_an_intact_audit_chain(
     stack: LocalStack,
 ) -> None:
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(headers=auth_headers(), timeout=10) as client:
         posted = []
         for i, zone in enumerate(ZONES * 2):
             response = await client.post(
@@ -155,7 +156,7 @@ async def test_case_flows_to_a_lawful_planned_contact_and_an_intact_audit_chain(
 
 
 async def test_bad_input_is_refused_and_writes_nothing(stack: LocalStack) -> None:
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(headers=auth_headers(), timeout=10) as client:
         body = new_case(1, "Asia/Shanghai")
         bad = {**body, "debtor": {"name": "x", "time_zone": "Nowhere/Land"}}
         response = await client.post(f"{stack.url('cases')}/v1/cases", json=bad)
@@ -218,13 +219,87 @@ async def wait_planned_exactly_once(
     assert not doubled, f"{len(doubled)} case(s) planned twice"
 
 
+async def test_sigterm_drains_requests_and_commits_offsets_before_exit(stack: LocalStack) -> None:
+    """SIGTERM cases while 40 case intakes are in flight: each request either got its answer or
+    was never applied (its retry creates the case rather than replaying it), and none is a 5xx.
+    Then SIGTERM contact once it is idle: its committed offsets equal the end of every
+    partition it reads, so a restart re-reads nothing."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    url = f"{stack.url('cases')}/v1/cases"
+    bodies = [new_case(500 + i, ZONES[i % len(ZONES)]) for i in range(40)]
+    keys = [f"drain-{uuid.uuid4()}" for _ in bodies]
+    first: dict[int, int | str] = {}
+    answered = asyncio.Event()
+
+    async def intake(client: httpx.AsyncClient, index: int) -> None:
+        try:
+            response = await client.post(
+                url, json=bodies[index], headers={"Idempotency-Key": keys[index]}
+            )
+            first[index] = response.status_code
+        except httpx.TransportError as exc:
+            first[index] = type(exc).__name__
+        if sum(1 for o in first.values() if o == 201) >= 5:
+            answered.set()
+
+    limits = httpx.Limits(max_connections=40)
+    async with httpx.AsyncClient(headers=auth_headers(), timeout=30, limits=limits) as client:
+        flying = [asyncio.create_task(intake(client, i)) for i in range(len(bodies))]
+        await asyncio.wait_for(answered.wait(), timeout=60)
+        await asyncio.to_thread(stack.stop_service, "cases")
+        await asyncio.gather(*flying)
+        assert not [o for o in first.values() if isinstance(o, int) and o != 201], first
+        stack.start_service("cases")
+        await asyncio.to_thread(stack.wait_ready, names=("cases",))
+        accepted: list[str] = []
+        for index, body in enumerate(bodies):
+            again = await client.post(url, json=body, headers={"Idempotency-Key": keys[index]})
+            assert again.status_code == 201, again.text
+            replayed = again.headers.get("Idempotent-Replayed") == "true"
+            # Answered before the exit <=> committed before the exit.
+            assert replayed == (first[index] == 201), (index, first[index])
+            accepted.append(again.json()["id"])
+        await wait_planned_exactly_once(client, stack, accepted, timeout_s=120)
+    drained = sum(1 for o in first.values() if o == 201)
+    print(f"SIGTERM drain: {drained} answered, {len(bodies) - drained} refused, 0 lost")
+    await asyncio.sleep(2)
+    await asyncio.to_thread(stack.stop_service, "contact")
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=stack.broker.bootstrap_servers,
+        group_id="contact",
+        enable_auto_commit=False,
+    )
+    await reader.start()
+    try:
+        await reader.topics()
+        behind = {}
+        for topic in ("cases.events", "scoring.events"):
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())
+            ]
+            assert partitions, topic
+            ends = await reader.end_offsets(partitions)
+            for tp in partitions:
+                committed = await reader.committed(tp) or 0
+                # The embedded broker's end offset can trail the last offset it handed out
+                # (it reports a stale high-water mark), so "at or past the end" is the test.
+                if committed < ends[tp]:
+                    behind[f"{tp.topic}/{tp.partition}"] = (committed, ends[tp])
+        assert not behind, f"offsets not committed before exit: {behind}"
+    finally:
+        await reader.stop()
+        stack.start_service("contact")
+        await asyncio.to_thread(stack.wait_ready, names=("contact",))
+
+
 async def test_killing_the_broker_loses_nothing_and_doubles_nothing(stack: LocalStack) -> None:
     """SIGKILL the broker while cases are posted; after it returns (empty: memory storage),
     every accepted case reaches contact.planned exactly once."""
     url = f"{stack.url('cases')}/v1/cases"
     bodies = [new_case(i, ZONES[i % len(ZONES)]) for i in range(120)]
     accepted: list[str] = []
-    async with httpx.AsyncClient(timeout=15) as client:
+    async with httpx.AsyncClient(headers=auth_headers(), timeout=15) as client:
         await post_until(client, url, bodies[:40], accepted)
         stack.broker.stop(kill=True)
         await post_until(client, url, bodies[40:80], accepted)  # accepted while the broker is down
@@ -271,7 +346,7 @@ async def test_poison_message_goes_to_the_dlq_and_the_partition_keeps_flowing(
     # Every consumer of cases.events dead-letters it once, with the reason.
     assert consumers == {"scoring", "contact", "compliance"}, consumers
     assert all("undecodable" in h["dlq_error"] for h, _ in dead)
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(headers=auth_headers(), timeout=10) as client:
         response = await client.post(f"{stack.url('cases')}/v1/cases", json=new_case(3, "UTC"))
         cid = response.json()["id"]
         await wait_for(
@@ -311,7 +386,7 @@ async def test_killing_a_consumer_service_mid_stream_loses_and_doubles_nothing(
     url = f"{stack.url('cases')}/v1/cases"
     bodies = [new_case(i, ZONES[i % len(ZONES)]) for i in range(90)]
     accepted: list[str] = []
-    async with httpx.AsyncClient(timeout=15) as client:
+    async with httpx.AsyncClient(headers=auth_headers(), timeout=15) as client:
         await post_until(client, url, bodies[:30], accepted)
         stack.stop_service("contact", kill=True)
         await post_until(client, url, bodies[30:60], accepted)
@@ -324,7 +399,7 @@ async def test_killing_a_consumer_service_mid_stream_loses_and_doubles_nothing(
 async def test_scores_reach_the_case_and_closing_it_withdraws_contact(stack: LocalStack) -> None:
     """The loop back to the system of record: scoring's tier and priority land on the case in
     cases; a hold and then a closure in cases withdraw contact's planned attempt."""
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(headers=auth_headers(), timeout=10) as client:
         created = await client.post(
             f"{stack.url('cases')}/v1/cases", json=new_case(11, "Asia/Shanghai")
         )
@@ -363,7 +438,7 @@ async def test_scores_reach_the_case_and_closing_it_withdraws_contact(stack: Loc
 async def test_an_opt_out_in_cases_withdraws_the_planned_attempt_in_contact(
     stack: LocalStack,
 ) -> None:
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(headers=auth_headers(), timeout=10) as client:
         created = (
             await client.post(f"{stack.url('cases')}/v1/cases", json=new_case(12, "Europe/London"))
         ).json()
@@ -399,7 +474,7 @@ async def test_an_opt_out_in_cases_withdraws_the_planned_attempt_in_contact(
 async def test_compliance_rechecks_contact_and_a_complaint_stops_it(stack: LocalStack) -> None:
     """A call reported at 23:00 local is found by compliance's own re-check; a complaint taken
     in compliance holds the case in cases, which withdraws the attempt in contact."""
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(headers=auth_headers(), timeout=10) as client:
         created = (
             await client.post(f"{stack.url('cases')}/v1/cases", json=new_case(21, "Asia/Shanghai"))
         ).json()
@@ -467,7 +542,7 @@ async def test_no_log_line_of_the_run_holds_a_clear_phone_id_or_email(stack: Loc
         "phone": phone,
         "contact_points": [{"kind": "email", "value": email, "consent": True}],
     }
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(headers=auth_headers(), timeout=10) as client:
         created = await client.post(f"{stack.url('cases')}/v1/cases", json=body)
         assert created.status_code == 201, created.text
         refused = await client.post(
@@ -485,3 +560,52 @@ async def test_no_log_line_of_the_run_holds_a_clear_phone_id_or_email(stack: Loc
         text = path.read_text(encoding="utf-8", errors="replace")
         for value in (national_id, phone, phone[3:], email):
             assert value not in text, f"{value} in clear in {path.name}"
+
+
+async def test_one_tenants_case_is_invisible_to_another_in_every_service(
+    stack: LocalStack,
+) -> None:
+    """acme's CRM opens a case; it is scored, planned and logged under acme, each event names
+    acme and the CRM that caused it, and globex's credentials find it nowhere."""
+    acme, globex = auth_headers(tenant="acme"), auth_headers(tenant="globex")
+    async with httpx.AsyncClient(timeout=10) as client:
+        created = await client.post(
+            f"{stack.url('cases')}/v1/cases",
+            json=new_case(900, "Asia/Shanghai"),
+            headers=auth_headers(kind="crm", tenant="acme"),
+        )
+        assert created.status_code == 201, created.text
+        case_id = created.json()["id"]
+        reads = {
+            "cases": f"{stack.url('cases')}/v1/cases/{case_id}",
+            "scoring": f"{stack.url('scoring')}/v1/scores/{case_id}",
+            "contact": f"{stack.url('contact')}/v1/cases/{case_id}/attempts",
+        }
+        client.headers.update(acme)
+        await wait_for(client, reads["scoring"])
+        await wait_for(client, reads["contact"], ok=lambda b: len(b["attempts"]) == 1)
+        entries_url = f"{stack.url('compliance')}/v1/audit/entries?case_id={case_id}"
+        logged = await wait_for(client, entries_url, ok=lambda b: len(b["entries"]) >= 3)
+        assert {e["event_type"] for e in logged["entries"]} >= {
+            "case.opened",
+            "case.scored",
+            "contact.planned",
+        }
+        for service, url in reads.items():
+            foreign = await client.get(url, headers=globex)
+            assert foreign.status_code == 404, (service, foreign.text)
+        foreign_log = await client.get(entries_url, headers=globex)
+        assert foreign_log.status_code == 200
+        assert foreign_log.json()["entries"] == []
+    events = await read_topic(
+        stack.broker.bootstrap_servers,
+        "cases.events",
+        until=100_000,
+        timeout_s=5,
+        group_id=f"tenancy-{uuid.uuid4().hex[:6]}",
+        skip_undecodable=True,
+    )
+    opened = [
+        e for e in events if e["type"] == "case.opened" and e["payload"]["case_id"] == case_id
+    ]
+    assert [(e["tenant"], e["actor"]) for e in opened] == [("acme", "crm:test-crm")]

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from services.cases.app import create_app
 from services.cases.settings import CasesSettings
+from tests.auth_support import headers as auth_headers
 from tests.conftest import DatabaseFactory
 from tests.helpers import count_rows, migrate_service
 
@@ -85,7 +86,9 @@ async def cases_app(cases_db: str, clock: Clock, tmp_path: Path) -> AsyncIterato
 @pytest.fixture
 async def http(cases_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=cases_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://cases") as client:
+    async with httpx.AsyncClient(
+        headers=auth_headers(), transport=transport, base_url="http://cases"
+    ) as client:
         yield client
 
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from services.cases.app import create_app
 from services.cases.settings import CasesSettings
+from tests.auth_support import headers as auth_headers
 from tests.conftest import DatabaseFactory
 from tests.helpers import count_rows, migrate_service
 
@@ -54,7 +55,9 @@ async def app(cases_url: str) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://cases") as http:
+    async with httpx.AsyncClient(
+        headers=auth_headers(), transport=transport, base_url="http://cases"
+    ) as http:
         yield http
 
 

@@ -47,7 +47,9 @@ async def score(app: FastAPI, clock: Clock, case_id: str, priority: float, **ext
     )
     async with app.state.runtime.sessions() as session, session.begin():
         await service.record_score(
-            session, event=event, ctx=service.Context(now=clock.now, correlation_id="t")
+            session,
+            event=event,
+            ctx=service.Context(now=clock.now, correlation_id="t", tenant="default"),
         )
 
 
@@ -271,7 +273,9 @@ async def outcome(
     )
     async with app.state.runtime.sessions() as session, session.begin():
         await service.record_outcome(
-            session, event=event, ctx=service.Context(now=clock.now, correlation_id="t")
+            session,
+            event=event,
+            ctx=service.Context(now=clock.now, correlation_id="t", tenant="default"),
         )
     return event
 

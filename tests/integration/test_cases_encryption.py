@@ -145,10 +145,18 @@ async def test_debtors_are_found_by_blind_index(
     assert len(await raw_rows(cases_app, "debtors")) == 2
 
     async with cases_app.state.runtime.sessions() as session:
-        by_id = await service.find_debtor_ids(session, national_id=NATIONAL_ID.lower() + " ")
-        by_phone = await service.find_debtor_ids(session, phone="+86 139-1234-5678")
-        both = await service.find_debtor_ids(session, national_id=NATIONAL_ID, phone=PHONE)
-        nobody = await service.find_debtor_ids(session, national_id="999999999999")
+        by_id = await service.find_debtor_ids(
+            session, tenant="default", national_id=NATIONAL_ID.lower() + " "
+        )
+        by_phone = await service.find_debtor_ids(
+            session, tenant="default", phone="+86 139-1234-5678"
+        )
+        both = await service.find_debtor_ids(
+            session, tenant="default", national_id=NATIONAL_ID, phone=PHONE
+        )
+        nobody = await service.find_debtor_ids(
+            session, tenant="default", national_id="999999999999"
+        )
     assert [str(i) for i in by_id] == [first["debtor"]["id"]]
     assert [str(i) for i in by_phone] == [first["debtor"]["id"]]
     assert [str(i) for i in both] == [first["debtor"]["id"]]
@@ -194,7 +202,9 @@ async def test_rotate_keys_re_encrypts_under_the_new_key_id(
         response = await http.get(f"/v1/cases/{opened[0]['id']}")
         assert response.json()["debtor"] == opened[0]["debtor"]
         async with cases_app.state.runtime.sessions() as session:
-            found = await service.find_debtor_ids(session, national_id=NATIONAL_ID)
+            found = await service.find_debtor_ids(
+                session, tenant="default", national_id=NATIONAL_ID
+            )
     assert {str(i) for i in found} == {o["debtor"]["id"] for o in opened}
     # The old key alone can no longer read them; a second run has nothing left to do.
     with crypto.using(CasesSettings().field_cipher()), pytest.raises(CryptoError, match="k2"):
@@ -276,7 +286,11 @@ async def check_encrypted(
             assert found.phone == PHONE
             assert found.contact_points == contact_points
             assert found.addresses == addresses
-            assert await service.find_debtor_ids(session, phone=PHONE) == [debtor_id]
-            assert await service.find_debtor_ids(session, national_id=NATIONAL_ID) == [debtor_id]
+            # Rows from before tenancy belong to the default tenant.
+            by_phone = await service.find_debtor_ids(session, tenant="default", phone=PHONE)
+            by_id = await service.find_debtor_ids(
+                session, tenant="default", national_id=NATIONAL_ID
+            )
+            assert by_phone == by_id == [debtor_id]
     finally:
         await engine.dispose()

@@ -39,6 +39,7 @@ from shared.contracts import (
     build_envelope,
 )
 from shared.messaging import outbox
+from tests.auth_support import headers as auth_headers
 from tests.conftest import DatabaseFactory
 from tests.helpers import count_rows, migrate_service
 from tests.integration.test_message_processor import record
@@ -67,7 +68,7 @@ async def app(url: str) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://compliance"
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://compliance"
     ) as http:
         yield http
 
@@ -86,9 +87,16 @@ class Feed:
         )
 
     async def send(
-        self, payload: EventPayload, *, key: uuid.UUID, at: datetime | None = None
+        self,
+        payload: EventPayload,
+        *,
+        key: uuid.UUID,
+        at: datetime | None = None,
+        tenant: str = "default",
     ) -> bytes:
-        envelope = build_envelope(payload, key=str(key), producer="test", correlation_id="c")
+        envelope = build_envelope(
+            payload, key=str(key), producer="test", correlation_id="c", tenant=tenant
+        )
         if at is not None:
             envelope = envelope.model_copy(update={"occurred_at": at})
         value = envelope.to_bytes()

@@ -14,6 +14,7 @@ from services.compliance import service
 from services.compliance.app import create_app
 from services.compliance.settings import ComplianceSettings
 from shared.contracts import Envelope, utc_now
+from tests.auth_support import headers as auth_headers
 from tests.conftest import DatabaseFactory
 from tests.helpers import migrate_service
 
@@ -35,7 +36,7 @@ async def app(url: str) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://compliance"
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://compliance"
     ) as http:
         yield http
 

@@ -20,6 +20,7 @@ from services.contact.app import create_app
 from services.contact.settings import ContactSettings
 from shared.contracts import CaseOpened, CaseScored, RiskTier, build_envelope
 from shared.messaging import outbox
+from tests.auth_support import headers as auth_headers
 from tests.conftest import DatabaseFactory
 from tests.helpers import count_rows, migrate_service
 
@@ -76,10 +77,10 @@ def events(dpd: int) -> tuple[CaseOpened, CaseScored]:
 async def test_either_order_plans_one_lawful_attempt(app: FastAPI, scored_first: bool) -> None:
     opened, scored = events(dpd=10)
     env_opened = build_envelope(
-        opened, key=str(opened.case_id), producer="cases", correlation_id="c"
+        opened, key=str(opened.case_id), producer="cases", correlation_id="c", tenant="default"
     )
     env_scored = build_envelope(
-        scored, key=str(opened.case_id), producer="scoring", correlation_id="c"
+        scored, key=str(opened.case_id), producer="scoring", correlation_id="c", tenant="default"
     )
     sessions = app.state.runtime.sessions
 
@@ -116,7 +117,9 @@ async def test_either_order_plans_one_lawful_attempt(app: FastAPI, scored_first:
     assert planned["payload"]["channel"] == "call"
     assert planned["payload"]["window_rule_id"] == "CN-HOURS"
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+    async with httpx.AsyncClient(
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://c"
+    ) as c:
         body = (await c.get(f"/v1/cases/{opened.case_id}/attempts")).json()
         assert [a["local_planned_at"] for a in body["attempts"]] == ["2026-03-05T08:00:00+08:00"]
         one = await c.get(f"/v1/attempts/{body['attempts'][0]['id']}")
@@ -127,12 +130,14 @@ async def test_either_order_plans_one_lawful_attempt(app: FastAPI, scored_first:
 async def test_decisions_api_names_rules_and_next_moment(app: FastAPI) -> None:
     opened, _scored = events(dpd=3)
     env_opened = build_envelope(
-        opened, key=str(opened.case_id), producer="cases", correlation_id="c"
+        opened, key=str(opened.case_id), producer="cases", correlation_id="c", tenant="default"
     )
     async with app.state.runtime.sessions() as s, s.begin():
         await service.record_case_opened(s, event=opened, envelope=env_opened, now=LATE_EVENING)
     base = {"debtor_id": str(opened.debtor_id), "case_id": str(opened.case_id), "channel": "call"}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+    async with httpx.AsyncClient(
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://c"
+    ) as c:
         night = await c.post("/v1/contact/decisions", json={**base, "at": "2026-03-04T15:30:00Z"})
         assert night.status_code == 200, night.text
         body = night.json()
@@ -171,8 +176,12 @@ async def test_decisions_api_names_rules_and_next_moment(app: FastAPI) -> None:
 async def test_outcomes_are_kept_once_flagged_and_counted(app: FastAPI) -> None:
     opened, scored = events(dpd=10)
     cid = opened.case_id
-    env_o = build_envelope(opened, key=str(cid), producer="cases", correlation_id="c")
-    env_s = build_envelope(scored, key=str(cid), producer="scoring", correlation_id="c")
+    env_o = build_envelope(
+        opened, key=str(cid), producer="cases", correlation_id="c", tenant="default"
+    )
+    env_s = build_envelope(
+        scored, key=str(cid), producer="scoring", correlation_id="c", tenant="default"
+    )
     async with app.state.runtime.sessions() as s, s.begin():
         await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
         attempt = await service.record_case_scored(
@@ -191,7 +200,9 @@ async def test_outcomes_are_kept_once_flagged_and_counted(app: FastAPI) -> None:
             **kw,
         }
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+    async with httpx.AsyncClient(
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://c"
+    ) as c:
         # 09:00, 10:00, 11:00 in Shanghai on 5 March: three connected calls, two agencies.
         first = outcome("right_party_contact", "2026-03-05T01:00:00Z", attempt_id=str(attempt.id))
         r = await c.post("/v1/contact/outcomes", json=first)
@@ -236,10 +247,14 @@ async def test_outcomes_are_kept_once_flagged_and_counted(app: FastAPI) -> None:
 
 async def test_three_agitated_automated_outcomes_go_to_a_human(app: FastAPI) -> None:
     opened, _scored = events(dpd=3)
-    env_o = build_envelope(opened, key=str(opened.case_id), producer="cases", correlation_id="c")
+    env_o = build_envelope(
+        opened, key=str(opened.case_id), producer="cases", correlation_id="c", tenant="default"
+    )
     async with app.state.runtime.sessions() as s, s.begin():
         await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+    async with httpx.AsyncClient(
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://c"
+    ) as c:
         for minute, result in enumerate(
             ["agitated", "agitated", "no_answer", "agitated", "agitated"]
         ):
@@ -282,10 +297,14 @@ async def test_worklist_leases_once_and_rechecks_at_release(app: FastAPI) -> Non
     for dpd in (10, 12, 20):
         opened, scored = events(dpd=dpd)
         env_o = build_envelope(
-            opened, key=str(opened.case_id), producer="cases", correlation_id="c"
+            opened, key=str(opened.case_id), producer="cases", correlation_id="c", tenant="default"
         )
         env_s = build_envelope(
-            scored, key=str(opened.case_id), producer="scoring", correlation_id="c"
+            scored,
+            key=str(opened.case_id),
+            producer="scoring",
+            correlation_id="c",
+            tenant="default",
         )
         async with app.state.runtime.sessions() as s, s.begin():
             await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
@@ -294,7 +313,9 @@ async def test_worklist_leases_once_and_rechecks_at_release(app: FastAPI) -> Non
             )
             assert attempt is not None
             planned.append(attempt)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+    async with httpx.AsyncClient(
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://c"
+    ) as c:
         # 07:00 in Shanghai: the slots (08:00) are not due yet.
         app.state.clock = lambda: datetime(2026, 3, 4, 23, 0, tzinfo=UTC)
         assert (
@@ -360,7 +381,7 @@ async def test_holds_cancel_live_attempts_block_decisions_and_release_replans(
 
     def env(payload: Any, key: uuid.UUID) -> bytes:
         return build_envelope(
-            payload, key=str(key), producer="cases", correlation_id="c"
+            payload, key=str(key), producer="cases", correlation_id="c", tenant="default"
         ).to_bytes()
 
     stream = [
@@ -403,7 +424,9 @@ async def test_holds_cancel_live_attempts_block_decisions_and_release_replans(
     assert statuses[str(opened.case_id)] == "cancelled"
     assert statuses[str(other_opened.case_id)] == "planned"
     assert [json.loads(v)["payload"]["rule_ids"] for v in cancelled] == [["HOLD-DISPUTE"]]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+    async with httpx.AsyncClient(
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://c"
+    ) as c:
         held = await c.post(
             "/v1/contact/decisions",
             json={
@@ -438,7 +461,9 @@ async def test_holds_cancel_live_attempts_block_decisions_and_release_replans(
 
 async def test_policy_is_versioned_never_looser_and_simulated(app: FastAPI) -> None:
     opened, _scored = events(dpd=10)
-    env_o = build_envelope(opened, key=str(opened.case_id), producer="cases", correlation_id="c")
+    env_o = build_envelope(
+        opened, key=str(opened.case_id), producer="cases", correlation_id="c", tenant="default"
+    )
     async with app.state.runtime.sessions() as s, s.begin():
         await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
     policy = {
@@ -450,7 +475,9 @@ async def test_policy_is_versioned_never_looser_and_simulated(app: FastAPI) -> N
         "changed_by": "officer-li",
         "reason": "lunch quiet hours",
     }
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+    async with httpx.AsyncClient(
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://c"
+    ) as c:
         assert (await c.get("/v1/contact/policy")).json()["version"] == 0
         offset = await c.put("/v1/contact/policy", json={**policy, "window_start": "09:00+01:00"})
         assert offset.status_code == 422  # found by schemathesis: a 500 before
@@ -519,7 +546,9 @@ async def test_policy_is_versioned_never_looser_and_simulated(app: FastAPI) -> N
 
 
 async def prefer_answer_hours(app: FastAPI) -> None:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+    async with httpx.AsyncClient(
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://c"
+    ) as c:
         stored = await c.put(
             "/v1/contact/policy",
             json={
@@ -535,8 +564,12 @@ async def prefer_answer_hours(app: FastAPI) -> None:
 async def test_answer_hours_preference_moves_the_slot_within_the_law(app: FastAPI) -> None:
     await prefer_answer_hours(app)
     opened, scored = events(dpd=10)
-    env_o = build_envelope(opened, key=str(opened.case_id), producer="cases", correlation_id="c")
-    env_s = build_envelope(scored, key=str(opened.case_id), producer="scoring", correlation_id="c")
+    env_o = build_envelope(
+        opened, key=str(opened.case_id), producer="cases", correlation_id="c", tenant="default"
+    )
+    env_s = build_envelope(
+        scored, key=str(opened.case_id), producer="scoring", correlation_id="c", tenant="default"
+    )
     async with app.state.runtime.sessions() as s, s.begin():
         await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
         attempt = await service.record_case_scored(
@@ -578,8 +611,12 @@ async def test_the_debtors_own_answers_move_the_slot(app: FastAPI) -> None:
         for day in range(12)
         for hour in (10, 20)
     ]
-    env_o = build_envelope(opened, key=str(opened.case_id), producer="cases", correlation_id="c")
-    env_s = build_envelope(scored, key=str(opened.case_id), producer="scoring", correlation_id="c")
+    env_o = build_envelope(
+        opened, key=str(opened.case_id), producer="cases", correlation_id="c", tenant="default"
+    )
+    env_s = build_envelope(
+        scored, key=str(opened.case_id), producer="scoring", correlation_id="c", tenant="default"
+    )
     async with app.state.runtime.sessions() as s, s.begin():
         s.add_all(history)
         await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
@@ -595,13 +632,19 @@ async def test_the_debtors_own_answers_move_the_slot(app: FastAPI) -> None:
 async def test_no_answer_plans_the_next_lawful_try_and_a_promise_does_not(app: FastAPI) -> None:
     opened, scored = events(dpd=10)
     cid = opened.case_id
-    env_o = build_envelope(opened, key=str(cid), producer="cases", correlation_id="c")
-    env_s = build_envelope(scored, key=str(cid), producer="scoring", correlation_id="c")
+    env_o = build_envelope(
+        opened, key=str(cid), producer="cases", correlation_id="c", tenant="default"
+    )
+    env_s = build_envelope(
+        scored, key=str(cid), producer="scoring", correlation_id="c", tenant="default"
+    )
     async with app.state.runtime.sessions() as s, s.begin():
         await service.record_case_opened(s, event=opened, envelope=env_o, now=LATE_EVENING)
         first = await service.record_case_scored(s, event=scored, envelope=env_s, now=LATE_EVENING)
     assert first is not None
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+    async with httpx.AsyncClient(
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://c"
+    ) as c:
         # No answer at 21:00 Shanghai: two hours later is 23:00, so the retry is 08:00 next day.
         app.state.clock = lambda: datetime(2026, 3, 5, 13, 0, 30, tzinfo=UTC)
         await c.post(
@@ -653,7 +696,7 @@ async def test_opt_outs_and_consents_from_cases_govern_contact(app: FastAPI) -> 
 
     def env(payload: Any, key: uuid.UUID) -> bytes:
         return build_envelope(
-            payload, key=str(key), producer="cases", correlation_id="c"
+            payload, key=str(key), producer="cases", correlation_id="c", tenant="default"
         ).to_bytes()
 
     def preferences(channels: list[str], consents: list[str], at: datetime) -> bytes:
@@ -691,7 +734,9 @@ async def test_opt_outs_and_consents_from_cases_govern_contact(app: FastAPI) -> 
         assert response.status_code == 200, response.text
         return [o["rule_id"] for o in response.json()["objections"]]
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+    async with httpx.AsyncClient(
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://c"
+    ) as c:
         assert await decide(c, channel) == []
         assert await decide(c, channel, agency="Far East Recovery") == ["CN-CONSENT-23"]
         later = datetime(2026, 3, 4, 16, 0, tzinfo=UTC)

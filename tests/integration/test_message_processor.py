@@ -45,6 +45,7 @@ def case_opened_envelope(version: int = 1) -> Envelope:
         key=str(case_id),
         producer="cases",
         correlation_id="corr-1",
+        tenant="default",
     )
     return envelope.model_copy(update={"version": version})
 

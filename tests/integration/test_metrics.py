@@ -31,6 +31,7 @@ from shared.bus import EventConsumer
 from shared.contracts import build_envelope
 from shared.messaging import outbox
 from shared.metrics import record_contact_decision
+from tests.auth_support import headers as auth_headers
 from tests.conftest import DatabaseFactory
 from tests.helpers import count_rows, migrate_service
 from tests.integration.test_contact_planning import LATE_EVENING, events
@@ -74,7 +75,7 @@ async def app(contact_url: str) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://contact"
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://contact"
     ) as http:
         yield http
 
@@ -100,13 +101,17 @@ async def test_contact_counts_requests_decisions_and_backlog(
         await service.record_case_opened(
             s,
             event=opened,
-            envelope=build_envelope(opened, key=key, producer="cases", correlation_id="c"),
+            envelope=build_envelope(
+                opened, key=key, producer="cases", correlation_id="c", tenant="default"
+            ),
             now=LATE_EVENING,
         )
         await service.record_case_scored(
             s,
             event=scored,
-            envelope=build_envelope(scored, key=key, producer="scoring", correlation_id="c"),
+            envelope=build_envelope(
+                scored, key=key, producer="scoring", correlation_id="c", tenant="default"
+            ),
             now=LATE_EVENING,
         )
 
@@ -295,7 +300,11 @@ async def test_a_database_error_leaves_the_backlog_out_of_the_scrape(tmp_path: P
     )
     async with (
         application.router.lifespan_context(application),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://c") as c,
+        httpx.AsyncClient(
+            headers=auth_headers(),
+            transport=httpx.ASGITransport(app=application),
+            base_url="http://c",
+        ) as c,
     ):
         assert (await c.get("/healthz")).status_code == 200
         samples = await scrape(c)
@@ -343,7 +352,11 @@ async def test_every_service_serves_metrics(service_app: tuple[str, FastAPI]) ->
     assert "/metrics" not in application.openapi()["paths"]
     async with (
         application.router.lifespan_context(application),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://s") as c,
+        httpx.AsyncClient(
+            headers=auth_headers(),
+            transport=httpx.ASGITransport(app=application),
+            base_url="http://s",
+        ) as c,
     ):
         assert (await c.get("/healthz")).status_code == 200
         samples = await scrape(c)

@@ -21,6 +21,7 @@ from services.scoring.settings import ScoringSettings
 from services.scoring.training import train_scorecard
 from shared.contracts import CaseOpened, CollateralType, utc_now
 from shared.messaging import outbox
+from tests.auth_support import headers as auth_headers
 from tests.conftest import DatabaseFactory
 from tests.helpers import migrate_service
 from tests.unit.test_scorecard import synthetic
@@ -60,7 +61,9 @@ async def app(
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+    async with httpx.AsyncClient(
+        headers=auth_headers(), transport=httpx.ASGITransport(app=app), base_url="http://s"
+    ) as c:
         yield c
 
 
@@ -87,10 +90,11 @@ def opened(
     )
 
 
-async def score(app: FastAPI, event: CaseOpened) -> None:
+async def score(app: FastAPI, event: CaseOpened, *, tenant: str = "default") -> None:
     async with app.state.runtime.sessions() as session, session.begin():
         await service.record_case_opened(
             session,
+            tenant=tenant,
             event=event,
             correlation_id="c",
             causation_id=str(uuid.uuid4()),
@@ -125,7 +129,11 @@ async def test_default_model_scores_with_reasons_that_add_up(
     assert bad["strategy_rule"]
     assert bad["early_warning"] in {"red", "orange", "yellow", "blue"}
     async with app.state.runtime.sessions() as session:
-        events = (await session.scalars(sa.select(outbox.c.value))).all()
+        events = (
+            await session.scalars(
+                sa.select(outbox.c.value).where(outbox.c.event_type == "case.scored")
+            )
+        ).all()
     payloads = [json.loads(v)["payload"] for v in events]
     assert {p["case_id"] for p in payloads} == {str(risky.case_id), str(safe.case_id)}
     assert all(p["score_points"] is not None and p["reasons"] is not None for p in payloads)
@@ -255,7 +263,7 @@ async def test_material_events_rescore_and_unknown_cases_are_dead_lettered(
 
     def env(payload: Any) -> bytes:
         return build_envelope(
-            payload, key=str(cid), producer="cases", correlation_id="c"
+            payload, key=str(cid), producer="cases", correlation_id="c", tenant="default"
         ).to_bytes()
 
     stream = [
@@ -341,11 +349,17 @@ async def test_the_rescoring_job_runs_on_its_interval(
         for _ in range(3):
             await score(application, opened(RISKY))
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application), base_url="http://s"
+            headers=auth_headers(),
+            transport=httpx.ASGITransport(app=application),
+            base_url="http://s",
         ) as c:
             await asyncio.sleep(1.6)
             async with application.state.runtime.sessions() as session:
-                count = await session.scalar(sa.select(sa.func.count()).select_from(outbox))
+                count = await session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(outbox)
+                    .where(outbox.c.event_type == "case.scored")
+                )
             assert count is not None
             assert count >= 6, count  # three first scores, then at least one rescoring round
             assert (await c.get("/healthz")).status_code == 200

@@ -45,19 +45,28 @@ def opened(**overrides: object) -> CaseOpened:
 def test_round_trip_keeps_every_field() -> None:
     payload = opened()
     envelope = build_envelope(
-        payload, key=str(payload.case_id), producer="cases", correlation_id="c-1", causation_id="x"
+        payload,
+        key=str(payload.case_id),
+        producer="cases",
+        correlation_id="c-1",
+        tenant="acme",
+        causation_id="x",
+        actor="crm:front-desk",
     )
     decoded = Envelope.from_bytes(envelope.to_bytes())
     assert decoded == envelope
     assert parse_payload(decoded) == payload
     assert decoded.type == "case.opened"
     assert decoded.version == 1
+    assert (decoded.tenant, decoded.actor) == ("acme", "crm:front-desk")
     assert decoded.occurred_at.tzinfo is not None
 
 
 def test_money_travels_as_exact_decimal_strings() -> None:
     body = json.loads(
-        build_envelope(opened(), key="k", producer="p", correlation_id="c").to_bytes()
+        build_envelope(
+            opened(), key="k", producer="p", correlation_id="c", tenant="default"
+        ).to_bytes()
     )
     assert body["payload"]["principal"] == "100.50"
     assert body["payload"]["interest"] == "0.00"
@@ -87,7 +96,9 @@ def test_payload_rejects_bad_values(field: str, value: object) -> None:
 
 def test_envelope_rejects_unknown_fields_and_bad_type_names() -> None:
     good = json.loads(
-        build_envelope(opened(), key="k", producer="p", correlation_id="c").to_bytes()
+        build_envelope(
+            opened(), key="k", producer="p", correlation_id="c", tenant="default"
+        ).to_bytes()
     )
     with pytest.raises(ValidationError):
         Envelope.model_validate({**good, "extra": 1})
@@ -98,7 +109,7 @@ def test_envelope_rejects_unknown_fields_and_bad_type_names() -> None:
 
 
 def test_unknown_version_is_refused_by_name() -> None:
-    envelope = build_envelope(opened(), key="k", producer="p", correlation_id="c")
+    envelope = build_envelope(opened(), key="k", producer="p", correlation_id="c", tenant="default")
     with pytest.raises(UnknownEventError, match=r"case\.opened.*version 7"):
         parse_payload(envelope.model_copy(update={"version": 7}))
 
@@ -126,6 +137,9 @@ def test_published_schemas_are_up_to_date() -> None:
         "contact.blocked",
         "contact.cancelled",
         "contact.policy_changed",
+        "admin.key_created",
+        "admin.key_revoked",
+        "model.activated",
         "compliance.checkpoint",
         "case.hold_placed",
         "case.hold_released",
