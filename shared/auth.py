@@ -58,6 +58,7 @@ class Scope(StrEnum):
     COMPLAINTS_WRITE = "complaints:write"
     TRANSCRIPTS_WRITE = "transcripts:write"
     QA_WRITE = "qa:write"
+    PRIVACY_REQUESTS = "privacy:requests"
 
 
 class ClientKind(StrEnum):
@@ -109,6 +110,7 @@ KIND_SCOPES: dict[ClientKind, frozenset[Scope]] = {
             S.COMPLAINTS_READ,
             S.COMPLAINTS_WRITE,
             S.QA_WRITE,
+            S.PRIVACY_REQUESTS,
         }
     ),
     # Read-only: the evidence log, proofs, exports, and what they refer to.

@@ -127,6 +127,25 @@ class DebtorPreferencesChanged(EventPayload):
     changed_at: AwareDatetime
 
 
+class DebtorErased(EventPayload):
+    """A data-subject erasure request was carried out in cases: the debtor's personal data
+    is gone there, except what a law obliges the creditor to keep (listed in `retained`, with
+    the reason). Every other service removes what it holds about the debtor and never
+    contacts them again; the compliance log keeps its chain verifiable."""
+
+    event_type: ClassVar[str] = "debtor.erased"
+    event_version: ClassVar[int] = 1
+
+    debtor_id: uuid.UUID
+    case_ids: list[uuid.UUID] = Field(default_factory=list)
+    request_ref: str = Field(min_length=1, max_length=200, description="The DSR ticket id.")
+    erased_fields: list[str]
+    retained: dict[str, str] = Field(
+        default_factory=dict, description="Record kind -> the legal reason it is kept."
+    )
+    erased_at: AwareDatetime
+
+
 class CaseUpdated(EventPayload):
     """A case's balance, days past due, bucket or stage changed."""
 
@@ -699,6 +718,7 @@ PAYLOADS: tuple[type[EventPayload], ...] = (
     CaseAssigned,
     CaseClosed,
     DebtorPreferencesChanged,
+    DebtorErased,
     HoldPlaced,
     HoldReleased,
     CaseScored,

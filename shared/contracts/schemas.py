@@ -31,6 +31,7 @@ TOPIC_OF: dict[str, str] = {
     "ptp.broken": CASES_EVENTS,
     "case.hold_placed": CASES_EVENTS,
     "case.hold_released": CASES_EVENTS,
+    "debtor.erased": CASES_EVENTS,
     "case.scored": SCORING_EVENTS,
     "score.overridden": SCORING_EVENTS,
     "contact.planned": CONTACT_EVENTS,

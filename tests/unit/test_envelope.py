@@ -123,6 +123,7 @@ def test_published_schemas_are_up_to_date() -> None:
         "case.assigned",
         "case.closed",
         "debtor.preferences_changed",
+        "debtor.erased",
         "ptp.created",
         "ptp.kept",
         "plan.created",
