@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint types bench install clean schemas unit e2e fault
+.PHONY: run test check lint types bench install clean schemas unit e2e fault fuzz
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -33,6 +33,10 @@ e2e: $(STAMP)
 
 fault: $(STAMP)  ## the tests that kill things: broker and services killed mid-stream, poison, DLQ re-drive
 	$(PY) -m pytest -k "killing or poison or redriven" tests/e2e tests/integration/test_dlq_redrive.py
+	$(PY) -m pytest -m fault -s tests/e2e/test_faults.py  # QS_FAULT_CASES (10000) each; var/fault-results.txt
+
+fuzz: $(STAMP)  ## schemathesis against every service's OpenAPI with many examples per operation
+	QS_FUZZ_EXAMPLES=$${QS_FUZZ_EXAMPLES:-200} $(PY) -m pytest --timeout 3600 tests/integration/test_api_fuzz.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -118,7 +118,13 @@ class MessageProcessor:
         succeeds (one inbox lookup, one inbox insert), else one by one so a bad message is
         isolated, retried and dead-lettered without holding up the others."""
         decoded = [message_id_of(r) for r in records]
-        if any(envelope is None for _, envelope in decoded) or len(records) < 2:
+        if (
+            any(envelope is None for _, envelope in decoded)
+            or len(records) < 2
+            # A re-driven dead letter is in the inbox as "dead_lettered": only `process` lets
+            # the consumer it is meant for try it again (here it would count as a duplicate).
+            or any(redriven_for(r) is not None for r in records)
+        ):
             return [await self.process(session, r) for r in records]
         ids = [message_id for message_id, _ in decoded]
         seen = set(
@@ -185,12 +191,18 @@ class MessageProcessor:
     ) -> Delivery:
         """Handle one record once; the caller commits `session` afterwards."""
         message_id, envelope = message_id_of(record)
+        target = redriven_for(record)
+        if target is not None and target != self.consumer_name:
+            # Re-driven for another consumer: this one had the original already (processed or
+            # dead-lettered it itself). Without this, an undecodable dead letter, whose id is
+            # its offset, would be dead-lettered again by every consumer of the topic.
+            return Delivery(message_id, "duplicate")
         seen = await session.scalar(
             sa.select(inbox.c.outcome).where(
                 inbox.c.consumer == self.consumer_name, inbox.c.message_id == message_id
             )
         )
-        if seen == "dead_lettered" and redriven_for(record) == self.consumer_name:
+        if seen == "dead_lettered" and target == self.consumer_name:
             # Re-driven from the DLQ after a fix (`python -m shared.dlq redrive`): this
             # consumer tries it again; every other consumer still sees a duplicate.
             await session.execute(

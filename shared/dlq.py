@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -45,7 +47,9 @@ async def redrive(
     limit: int | None = None,
 ) -> Redriven:
     """Publish the dead letters of `dlq_topic` (only `consumer`'s, if given) back to their
-    original topics, until no new one arrives for `idle_s` or `limit` were sent."""
+    original topics, until no new one arrives for `idle_s` or `limit` were sent. Only what
+    the DLQ held when the run started is sent: a message that fails again comes back to the
+    DLQ, and re-sending that in the same run would loop (the next run picks it up)."""
     if not dlq_topic.endswith(".dlq"):
         raise ValueError(f"{dlq_topic!r} is not a dead-letter topic (<topic>.dlq)")
     reader = AIOKafkaConsumer(
@@ -64,11 +68,31 @@ async def redrive(
     await writer.start()
     await reader.start()
     try:
+        await reader.topics()
+        partitions = [
+            TopicPartition(dlq_topic, p) for p in reader.partitions_for_topic(dlq_topic) or ()
+        ]
+        # What "held when the run started" means: below the end offsets read now, or written
+        # before now (the embedded broker's end offset can trail the records it already has).
+        ends = await reader.end_offsets(partitions) if partitions else {}
+        started_ms = int(time.time() * 1000)
         while limit is None or done.sent < limit:
             batches = await reader.getmany(timeout_ms=int(idle_s * 1000))
             if not batches:
                 break
             for tp, records in batches.items():
+                end = ends.get(TopicPartition(tp.topic, tp.partition), 0)
+                held = list(
+                    itertools.takewhile(
+                        lambda r: r.offset < end or r.timestamp <= started_ms,  # noqa: B023
+                        records,
+                    )
+                )
+                if len(held) < len(records):  # the rest arrived since the run started
+                    reader.pause(tp)
+                records = held
+                if not records:
+                    continue
                 for record in records:
                     headers = _headers(record.headers)
                     owner = headers.get("dlq_consumer", "")

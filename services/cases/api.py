@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from pydantic import AwareDatetime
 from sqlalchemy import exc as sa_exc
 
-from services.cases import importer, service
+from services.cases import importer, privacy, service
 from services.cases.domain import Stage
 from services.cases.models import ImportJob
 from services.cases.schemas import (
@@ -30,7 +30,10 @@ from services.cases.schemas import (
     CollectorIn,
     CollectorOut,
     DailyRunOut,
+    DebtorExport,
     DebtorOut,
+    ErasureIn,
+    ErasureOut,
     HoldCreate,
     HoldOut,
     HoldRelease,
@@ -93,6 +96,14 @@ def acting_collector(principal: Principal, named: uuid.UUID) -> uuid.UUID:
     return named
 
 
+def intake_by(principal: Principal) -> Principal:
+    """Intake (a case, an import) belongs to the CRM: a collector would open cases it could not
+    see, since it sees only the cases assigned to it."""
+    if principal.kind is ClientKind.COLLECTOR:
+        raise Forbidden("a collector credential may not open cases or import them")
+    return principal
+
+
 def context(request: Request, principal: Principal) -> service.Context:
     """Now (from the app's clock), the correlation id, the caller's tenant (and, for a
     collector, whose cases it may see) and the case policy."""
@@ -130,7 +141,7 @@ AsOf = Annotated[
     response_model=CaseOut,
     tags=["cases"],
     summary="Open a case for a delinquent account",
-    responses=problem_responses(409, 413),
+    responses=problem_responses(400, 409, 413),
 )
 async def open_case(
     body: CaseCreate,
@@ -147,6 +158,7 @@ async def open_case(
     ] = None,
 ) -> CaseOut:
     """Validates, writes the case and its `case.opened` event in one transaction."""
+    intake_by(principal)
     try:
         async with unit_of_work(request) as session:
             result = await service.open_case(
@@ -260,7 +272,7 @@ async def get_timeline(
     response_model=TimelineEntryOut,
     tags=["cases"],
     summary="Add a note to the timeline",
-    responses=problem_responses(404, 413),
+    responses=problem_responses(400, 404, 413),
 )
 async def add_note(
     case_id: uuid.UUID, body: NoteIn, request: Request, principal: Writer
@@ -280,7 +292,7 @@ async def add_note(
     response_model=CaseOut,
     tags=["cases"],
     summary="Move a case to the legal or restructuring track (or back)",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(400, 404, 409, 413),
 )
 async def change_stage(
     case_id: uuid.UUID, body: StageChange, request: Request, principal: Writer
@@ -301,7 +313,7 @@ async def change_stage(
     response_model=CaseOut,
     tags=["cases"],
     summary="Close a case: settled, restructured, written off, sold, legal",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(400, 404, 409, 413),
 )
 async def close_case(
     case_id: uuid.UUID, body: CloseCase, request: Request, principal: Writer
@@ -340,7 +352,7 @@ async def get_debtor(debtor_id: uuid.UUID, request: Request, principal: Reader) 
     response_model=DebtorOut,
     tags=["debtors"],
     summary="Set the debtor's channel opt-outs and consents",
-    responses=problem_responses(404),
+    responses=problem_responses(400, 404, 413),
 )
 async def set_preferences(
     debtor_id: uuid.UUID, body: PreferencesIn, request: Request, principal: Writer
@@ -353,6 +365,71 @@ async def set_preferences(
         )
 
 
+# --- data-subject requests (services/cases/privacy.py) ------------------------------------------
+
+
+@router.get(
+    "/debtors/{debtor_id}/export",
+    response_model=DebtorExport,
+    tags=["privacy"],
+    summary="Export everything cases holds about a debtor (data-subject access)",
+    responses=problem_responses(404),
+)
+async def export_debtor(
+    debtor_id: uuid.UUID,
+    request: Request,
+    principal: Annotated[Principal, requires(Scope.PRIVACY_REQUESTS)],
+) -> DebtorExport:
+    """The debtor record and every case with holds, promises, plans, payments, notes and
+    timeline, decrypted; after an erasure only what was retained. Contact's attempts and
+    outcomes come from contact's `GET /v1/debtors/{id}/export`; the evidence log and
+    complaints from compliance (`/v1/reports/export?case_id=`, `/v1/complaints?debtor_id=`)."""
+    async with unit_of_work(request) as session:
+        return await privacy.export_debtor(
+            session, debtor_id=debtor_id, ctx=context(request, principal)
+        )
+
+
+@router.post(
+    "/debtors/{debtor_id}/erasure",
+    response_model=ErasureOut,
+    tags=["privacy"],
+    summary="Erase a debtor's personal data, keeping what the law requires",
+    responses=problem_responses(400, 404, 409, 413),
+)
+async def erase_debtor(
+    debtor_id: uuid.UUID,
+    body: ErasureIn,
+    request: Request,
+    response: Response,
+    principal: Annotated[Principal, requires(Scope.PRIVACY_REQUESTS)],
+) -> ErasureOut:
+    """409 while a case is open (the debt is still collected), for an erased debtor, or for a
+    request_ref already used for another debtor; the same request_ref again replays the first
+    result. Closed cases inside the retention of financial records keep those records, keyed
+    by the debtor id only; publishes `debtor.erased`."""
+    ctx = context(request, principal)
+    try:
+        async with unit_of_work(request) as session:
+            result = await privacy.erase_debtor(
+                session,
+                debtor_id=debtor_id,
+                command=body,
+                requested_by=principal.actor,
+                ctx=ctx,
+            )
+    except sa_exc.IntegrityError:
+        # A concurrent request with the same request_ref committed first: replay its result.
+        async with unit_of_work(request) as session:
+            previous = await privacy.erasure_of(session, request_ref=body.request_ref, ctx=ctx)
+            if previous is None:
+                raise
+            result = privacy.replay(previous, debtor_id=debtor_id)
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return result.erasure
+
+
 # --- holds ---------------------------------------------------------------------------------------
 
 
@@ -362,7 +439,7 @@ async def set_preferences(
     response_model=HoldOut,
     tags=["holds"],
     summary="Place a hold that blocks contact",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(400, 404, 409, 413),
 )
 async def place_hold(
     case_id: uuid.UUID, body: HoldCreate, request: Request, principal: Writer
@@ -391,7 +468,7 @@ async def list_holds(case_id: uuid.UUID, request: Request, principal: Reader) ->
     response_model=HoldOut,
     tags=["holds"],
     summary="Release a hold",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(400, 404, 409, 413),
 )
 async def release_hold(
     case_id: uuid.UUID, hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Writer
@@ -416,7 +493,13 @@ async def release_hold(
     response_model=PaymentOut,
     tags=["payments"],
     summary="Record a payment (idempotent by external_payment_id)",
-    responses=problem_responses(404, 409),
+    responses={
+        200: {
+            "model": PaymentOut,
+            "description": "A repeat of a recorded external_payment_id: the first result.",
+        },
+        **problem_responses(400, 404, 409, 413),
+    },
 )
 async def record_payment(
     case_id: uuid.UUID,
@@ -464,7 +547,7 @@ async def list_payments(
     response_model=PromiseOut,
     tags=["promises"],
     summary="Record a promise to pay",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(400, 404, 409, 413),
 )
 async def take_promise(
     case_id: uuid.UUID, body: PromiseIn, request: Request, principal: Writer
@@ -497,7 +580,7 @@ async def list_promises(
     response_model=PlanOut,
     tags=["promises"],
     summary="Agree an instalment plan or a settlement offer",
-    responses=problem_responses(403, 404, 409),
+    responses=problem_responses(400, 403, 404, 409, 413),
 )
 async def create_plan(
     case_id: uuid.UUID, body: PlanIn, request: Request, principal: Writer
@@ -518,7 +601,7 @@ async def create_plan(
     response_model=TeamOut,
     tags=["assignment"],
     summary="Create a team",
-    responses=problem_responses(409),
+    responses=problem_responses(400, 409, 413),
 )
 async def create_team(body: TeamIn, request: Request, principal: TeamsAdmin) -> TeamOut:
     async with unit_of_work(request) as session:
@@ -543,7 +626,7 @@ async def list_teams(request: Request, principal: TeamsAdmin) -> list[TeamOut]:
     response_model=CollectorOut,
     tags=["assignment"],
     summary="Add a collector to a team",
-    responses=problem_responses(422),
+    responses=problem_responses(400, 413, 422),
 )
 async def create_collector(
     body: CollectorIn, request: Request, principal: TeamsAdmin
@@ -572,7 +655,7 @@ async def list_collectors(
     response_model=AgencyOut,
     tags=["assignment"],
     summary="Register an outside collection agency",
-    responses=problem_responses(409),
+    responses=problem_responses(400, 409, 413),
 )
 async def create_agency(body: AgencyIn, request: Request, principal: TeamsAdmin) -> AgencyOut:
     async with unit_of_work(request) as session:
@@ -597,7 +680,7 @@ async def list_agencies(request: Request, principal: TeamsAdmin) -> list[AgencyO
     response_model=QueueOut,
     tags=["assignment"],
     summary="Create a work queue",
-    responses=problem_responses(409),
+    responses=problem_responses(400, 409, 413),
 )
 async def create_queue(body: QueueIn, request: Request, principal: TeamsAdmin) -> QueueOut:
     async with unit_of_work(request) as session:
@@ -625,7 +708,7 @@ async def list_queues(request: Request, principal: TeamsAdmin) -> list[QueueOut]
     summary="Give a collector the next case and lock it to them",
     responses={
         204: {"description": "Nothing left in the queue for this collector."},
-        **problem_responses(404),
+        **problem_responses(400, 404, 413),
     },
 )
 async def next_case(
@@ -652,7 +735,7 @@ async def next_case(
     response_model=CaseOut,
     tags=["assignment"],
     summary="Give back a case taken from a queue",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(400, 404, 409, 413),
 )
 async def release_lock(
     case_id: uuid.UUID, body: LockRelease, request: Request, principal: QueueWorker
@@ -673,7 +756,7 @@ async def release_lock(
     response_model=CaseOut,
     tags=["assignment"],
     summary="Assign a case to a collector",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(400, 404, 409, 413),
 )
 async def assign_case(
     case_id: uuid.UUID, body: AssignIn, request: Request, principal: TeamsAdmin
@@ -693,7 +776,7 @@ async def assign_case(
     response_model=CaseOut,
     tags=["assignment"],
     summary="Place a case with an outside agency",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(400, 404, 409, 413),
 )
 async def place_case(
     case_id: uuid.UUID, body: PlacementIn, request: Request, principal: TeamsAdmin
@@ -713,7 +796,7 @@ async def place_case(
     response_model=CaseOut,
     tags=["assignment"],
     summary="Recall a case from its agency",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(400, 404, 409, 413),
 )
 async def recall_case(
     case_id: uuid.UUID, body: RecallIn, request: Request, principal: TeamsAdmin
@@ -733,7 +816,7 @@ async def recall_case(
     response_model=AllocationOut,
     tags=["assignment"],
     summary="Allocate unassigned cases by skill, language, region and load",
-    responses=problem_responses(),
+    responses=problem_responses(400, 413),
 )
 async def run_allocation(
     body: AllocationIn, request: Request, principal: TeamsAdmin
@@ -802,7 +885,7 @@ async def upload_import(
     in the background; poll `GET /v1/imports/{id}` for progress and rejects. Re-uploading the
     same file is harmless: unchanged rows are recognised by account id. The rows become
     records of the caller's tenant."""
-    ctx = context(request, principal)
+    ctx = context(request, intake_by(principal))
     try:
         fmt = importer.detect_format(filename, format or _format_of(request))
     except importer.ImportFileError as exc:

@@ -27,6 +27,7 @@ def policy_from(settings: CasesSettings) -> service.Policy:
         buckets=domain.parse_buckets(settings.dpd_buckets),
         ptp_grace_days=settings.ptp_grace_days,
         ptp_max_days_ahead=settings.ptp_max_days_ahead,
+        financial_retention_days=settings.financial_retention_days,
     )
 
 

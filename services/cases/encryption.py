@@ -35,7 +35,10 @@ _TIMELINE = sa.table(
     "timeline", sa.column("seq", sa.BigInteger()), sa.column("snapshot", sa.JSON())
 )
 _IDEMPOTENCY = sa.table(
-    "idempotency_keys", sa.column("key", sa.String()), sa.column("response", sa.JSON())
+    "idempotency_keys",
+    sa.column("tenant", sa.String()),
+    sa.column("key", sa.String()),
+    sa.column("response", sa.JSON()),
 )
 
 
@@ -112,35 +115,52 @@ def _debtors_step(
     return (rows[-1].id if rows else None), len(rows), rewritten
 
 
-def _documents_step(table: sa.TableClause, pk: str, column: str) -> Step:
+def _documents_step(table: sa.TableClause, pks: tuple[str, ...], column: str) -> Step:
+    """Re-encrypts one JSON column, paging by the table's whole primary key: two tenants may
+    use the same idempotency key, and paging or updating by the key alone would skip one row
+    at a page boundary or write one tenant's reply over the other's."""
+    keys = [table.c[pk] for pk in pks]
+
     def step(conn: Connection, cipher: FieldCipher, after: Any, batch: int) -> tuple[Any, int, int]:
-        key = table.c[pk]
-        query = sa.select(key, table.c[column]).order_by(key).limit(batch).with_for_update()
+        query = sa.select(*keys, table.c[column]).order_by(*keys).limit(batch).with_for_update()
         if after is not None:
-            query = query.where(key > after)
+            query = query.where(sa.tuple_(*keys) > sa.tuple_(*after))
         rows = conn.execute(query).all()
         rewritten = 0
         for row in rows:
-            stale, updated = _document_changes(row[1], cipher, context=f"{table.name}.{column}")
+            *key_values, stored = row
+            stale, updated = _document_changes(stored, cipher, context=f"{table.name}.{column}")
             if stale:
-                conn.execute(sa.update(table).where(key == row[0]).values({column: updated}))
+                match = sa.and_(*(k == v for k, v in zip(keys, key_values, strict=True)))
+                conn.execute(sa.update(table).where(match).values({column: updated}))
                 rewritten += 1
-        return (rows[-1][0] if rows else None), len(rows), rewritten
+        return (tuple(rows[-1][: len(keys)]) if rows else None), len(rows), rewritten
 
     return step
 
 
 STEPS: dict[str, Step] = {
     "debtors": _debtors_step,
-    "timeline": _documents_step(_TIMELINE, "seq", "snapshot"),
-    "idempotency_keys": _documents_step(_IDEMPOTENCY, "key", "response"),
+    "timeline": _documents_step(_TIMELINE, ("seq",), "snapshot"),
+    "idempotency_keys": _documents_step(_IDEMPOTENCY, ("tenant", "key"), "response"),
+}
+#: The same before migration 0006 gave idempotency keys a tenant (what migration 0005 runs).
+STEPS_BEFORE_TENANTS: dict[str, Step] = {
+    **STEPS,
+    "idempotency_keys": _documents_step(_IDEMPOTENCY, ("key",), "response"),
 }
 
 
-def reencrypt_all(conn: Connection, cipher: FieldCipher, *, batch: int = 500) -> Progress:
+def reencrypt_all(
+    conn: Connection,
+    cipher: FieldCipher,
+    *,
+    batch: int = 500,
+    steps: dict[str, Step] = STEPS,
+) -> Progress:
     """Every table on one connection (in the caller's transaction): the migration's way."""
     progress = Progress()
-    for table, step in STEPS.items():
+    for table, step in steps.items():
         after: Any = None
         while True:
             after, scanned, rewritten = step(conn, cipher, after, batch)

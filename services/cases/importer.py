@@ -178,7 +178,8 @@ def to_command(raw: dict[str, Any]) -> CaseCreate | list[tuple[str, str]]:
     if email is not None:
         nested["debtor"]["contact_points"] = [{"kind": "email", "value": email, "type": "personal"}]
     try:
-        return CaseCreate.model_validate(nested)
+        # Lax on purpose: CSV cells are text ("40", "true"); the API's JSON bodies are strict.
+        return CaseCreate.model_validate(nested, strict=False)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

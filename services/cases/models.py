@@ -75,6 +75,9 @@ class Debtor(TenantOwned, Base):
     consents: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
     preferences_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Set by a data-subject erasure (services/cases/privacy.py): the personal columns above are
+    # then NULL or empty, and the row stays only as the key of the records the law keeps.
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Case(TenantOwned, Base):
@@ -325,3 +328,19 @@ class IdempotencyRecord(TenantOwned, Base):
         SealedPathsJSON(context="idempotency_keys.response", paths=PERSONAL_SNAPSHOT_PATHS)
     )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Erasure(TenantOwned, Base):
+    """A data-subject erasure carried out: the request's reference (unique per tenant, so a
+    retried request replays `result`), who asked and why, and what was removed and kept. It
+    holds no personal data itself: it is the proof that the request was honoured."""
+
+    __tablename__ = "erasures"
+    __table_args__ = (sa.UniqueConstraint("tenant", "request_ref", name="uq_erasures_tenant_ref"),)
+
+    debtor_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("debtors.id"), primary_key=True)
+    request_ref: Mapped[str] = mapped_column(sa.String(200))
+    reason: Mapped[str] = mapped_column(sa.String(2000))
+    requested_by: Mapped[str] = mapped_column(sa.String(200))
+    erased_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    result: Mapped[dict[str, Any]] = mapped_column(sa.JSON)

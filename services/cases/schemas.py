@@ -8,10 +8,19 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
 
 from services.cases.domain import Closure, PromiseStatus, Stage
-from shared.contracts import CollateralType, HoldKind, Money, PlanKind, RiskFeatures, TimeZoneName
+from shared.contracts import CollateralType, HoldKind, Money, PlanKind, TimeZoneName
 from shared.contracts.currencies import CurrencyCode
 from shared.contracts.events import Consent
 
@@ -20,6 +29,11 @@ Actor = Annotated[
 ]
 PositiveMoney = Annotated[Money, Field(gt=0)]
 Tag = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_.:-]+$")]
+#: `RiskFeatures` for request bodies: a number must be a JSON number (true is not 1.0).
+RiskFeaturesIn = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=64)], StrictFloat | str | None],
+    Field(max_length=100, description="Model inputs from the core system, by column name."),
+]
 
 
 # `workplace` is a place rather than a channel: no contact at work (Reg F 1006.6(b)(3)).
@@ -41,8 +55,10 @@ class ContactPoint(Strict):
     kind: Literal["phone", "email"]
     value: str = Field(min_length=3, max_length=200)
     type: Literal["mobile", "home", "work", "personal", "other"] = "mobile"
-    consent: bool = Field(default=False, description="Debtor consented to contact here.")
-    opted_out: bool = Field(default=False, description="Debtor asked not to be contacted here.")
+    consent: StrictBool = Field(default=False, description="Debtor consented to contact here.")
+    opted_out: StrictBool = Field(
+        default=False, description="Debtor asked not to be contacted here."
+    )
 
     @model_validator(mode="after")
     def _well_formed(self) -> ContactPoint:
@@ -160,14 +176,16 @@ class CaseCreate(Strict):
         description="Monthly instalment of an instalment loan: each one paid moves the "
         "oldest unpaid due date (and so DPD) a month on.",
     )
-    industry_risk: float = Field(default=50.0, ge=0, le=100, description="Industry risk index.")
+    industry_risk: StrictFloat = Field(
+        default=50.0, ge=0, le=100, description="Industry risk index."
+    )
     industry_code: str | None = Field(default=None, max_length=16, pattern=r"^[A-Za-z0-9.]+$")
     collateral_type: CollateralType = CollateralType.NONE
     collateral_value: Money | None = None
-    small_business: bool = False
+    small_business: StrictBool = False
     portfolio: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
     tags: list[Tag] = Field(default_factory=list, max_length=20)
-    risk_features: RiskFeatures = Field(default_factory=dict)
+    risk_features: RiskFeaturesIn = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _owes_something(self) -> CaseCreate:
@@ -188,6 +206,11 @@ class DebtorOut(BaseModel):
     addresses: list[Address] = Field(default_factory=list)
     opted_out_channels: list[str] = Field(default_factory=list)
     consents: list[str] = Field(default_factory=list)
+    erased_at: datetime | None = Field(
+        default=None,
+        description="Set once a data-subject erasure removed the debtor's personal data: "
+        "name, ids, phones, e-mails and addresses are then empty.",
+    )
 
 
 class PreferencesIn(Strict):
@@ -568,8 +591,8 @@ class CollectorIn(Strict):
     regions: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=50, description="Empty: any region."
     )
-    capacity: int = Field(ge=1, le=10_000, description="Open cases the collector can carry.")
-    active: bool = True
+    capacity: StrictInt = Field(ge=1, le=10_000, description="Open cases the collector can carry.")
+    active: StrictBool = True
 
 
 class CollectorOut(CollectorIn):
@@ -585,8 +608,8 @@ class AgencyIn(Strict):
     )
 
     name: str = Field(min_length=1, max_length=200)
-    commission_rate: float = Field(default=0.0, ge=0, le=1)
-    active: bool = True
+    commission_rate: StrictFloat = Field(default=0.0, ge=0, le=1)
+    active: StrictBool = True
 
 
 class AgencyOut(AgencyIn):
@@ -645,7 +668,7 @@ class NextCaseIn(Strict):
     )
 
     collector_id: uuid.UUID
-    lock_minutes: int = Field(default=30, ge=1, le=480)
+    lock_minutes: StrictInt = Field(default=30, ge=1, le=480)
 
 
 class LockRelease(Strict):
@@ -714,7 +737,7 @@ class AllocationIn(Strict):
     )
 
     team_id: uuid.UUID | None = Field(default=None, description="Only this team's collectors.")
-    limit: int = Field(default=1000, ge=1, le=100_000)
+    limit: StrictInt = Field(default=1000, ge=1, le=100_000)
     assigned_by: Actor = "system:allocation"
 
 
@@ -755,3 +778,101 @@ class DailyRunOut(BaseModel):
     promises_broken: int
     holds_expired: int
     cases_rolled: int = Field(description="Cases whose DPD bucket or stage moved.")
+
+
+# --- data-subject requests (services/cases/privacy.py) ----------------------------------------
+
+
+class ErasureIn(Strict):
+    """A data-subject erasure request (PIPL art. 47, GDPR art. 17)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_ref": "DSR-2026-00042",
+                    "reason": "erasure requested by the data subject; all debts settled",
+                }
+            ]
+        },
+    )
+
+    request_ref: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The DSR ticket id: a retry with the same one replays the first result.",
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="Why (kept with the erasure record: no personal data here, please).",
+    )
+
+
+class ErasureOut(BaseModel):
+    """What an erasure removed, and what it kept and under which law."""
+
+    debtor_id: uuid.UUID
+    request_ref: str
+    reason: str
+    requested_by: str
+    erased_at: datetime
+    erased_fields: list[str] = Field(description="What was overwritten or emptied.")
+    retained: dict[str, str] = Field(
+        description="Record kind -> the legal reason it is kept (de-identified)."
+    )
+    retained_until: date | None = Field(
+        description="When the last retained record's statutory retention ends."
+    )
+    retained_case_ids: list[uuid.UUID] = Field(
+        description="Closed cases still inside the retention period of financial records: "
+        "their balances, payments, promises and plans are kept, keyed by the debtor id only."
+    )
+    deleted_case_ids: list[uuid.UUID] = Field(
+        description="Closed cases past that period: deleted with everything attached to them."
+    )
+
+
+class NoteOut(BaseModel):
+    id: uuid.UUID
+    author: str
+    text: str
+    created_at: datetime
+
+
+class TimelineEntryExport(TimelineEntryOut):
+    snapshot: dict[str, Any] = Field(description="The case as it stood right after the entry.")
+
+
+class CaseExport(BaseModel):
+    case: CaseOut
+    holds: list[HoldOut]
+    promises: list[PromiseOut] = Field(description="Promises to pay (plan instalments: plans).")
+    plans: list[PlanOut]
+    payments: list[PaymentOut]
+    notes: list[NoteOut]
+    timeline: list[TimelineEntryExport]
+
+
+class DebtorRecordOut(DebtorOut):
+    """The debtor's whole record, including what `DebtorOut` leaves out."""
+
+    national_id: str | None
+    phone: str | None
+    preferences_changed_at: datetime | None
+    created_at: datetime
+
+
+class DebtorExport(BaseModel):
+    """Everything the cases service holds about a debtor, decrypted (data-subject access:
+    PIPL art. 45, GDPR art. 15). Contact attempts and outcomes come from the contact service
+    (`GET /v1/debtors/{id}/export` there); the evidence log, violations and complaints from
+    compliance (`GET /v1/reports/export?case_id=`, `GET /v1/complaints?debtor_id=`)."""
+
+    debtor: DebtorRecordOut
+    cases: list[CaseExport]
+    erasure: ErasureOut | None = Field(description="The erasure carried out, if any.")
+    exported_at: datetime
+    elsewhere: list[str] = Field(description="Where the rest of the debtor's data is exported.")

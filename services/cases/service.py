@@ -123,6 +123,9 @@ class Policy:
     ptp_grace_days: int = 3
     ptp_max_days_ahead: int = 60
     role_limits: dict[str, domain.RoleLimits] | None = None
+    #: How long after closure a case's financial records must be kept (an erasure keeps them,
+    #: de-identified, until then; services/cases/privacy.py).
+    financial_retention_days: int = 5 * 365
 
     @property
     def limits(self) -> dict[str, domain.RoleLimits]:
@@ -182,6 +185,7 @@ def case_out(
             addresses=debtor.addresses,
             opted_out_channels=list(debtor.opted_out_channels),
             consents=list(debtor.consents),
+            erased_at=debtor.erased_at,
         ),
         product=case.product,
         currency=case.currency,
@@ -535,6 +539,7 @@ def debtor_row(command: CaseCreate, *, now: datetime, tenant: str) -> dict[str, 
         "consents": sorted(set(d.consents)),
         "preferences_changed_at": now if d.opted_out_channels or d.consents else None,
         "created_at": now,
+        "erased_at": None,
     }
 
 
@@ -767,6 +772,7 @@ def _debtor_out(debtor: Debtor) -> DebtorOut:
         addresses=debtor.addresses,
         opted_out_channels=list(debtor.opted_out_channels),
         consents=list(debtor.consents),
+        erased_at=debtor.erased_at,
     )
 
 

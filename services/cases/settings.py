@@ -33,6 +33,13 @@ class CasesSettings(ServiceSettings):
     )
     max_import_bytes: int = Field(default=2 * 1024**3, ge=1024, description="Upload size cap.")
     import_dir: str = Field(default="var/imports", description="Where uploads are spooled.")
+    financial_retention_days: int = Field(
+        default=5 * 365,
+        ge=1,
+        description="How long after closure a case's financial records (balances, payments, "
+        "promises, plans) are kept: an erasure request keeps them, de-identified, until then "
+        "(set it to the longest period your accounting and AML laws require).",
+    )
     # Field encryption of phones, e-mails, national ids and addresses (AES-256-GCM). Keys are
     # 32 bytes, as 64 hex digits or base64, by key id; new values are written under
     # `field_key_id`, every key in the ring still decrypts (rotate with

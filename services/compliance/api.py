@@ -96,7 +96,7 @@ async def verify(request: Request, principal: AuditReader) -> ChainVerification:
     response_model=PurgeOut,
     summary="Retention: remove the content of expired entries (hashes stay; logged as a purge)",
     description="Purges the caller's tenant's expired entries and closed complaints only.",
-    responses=problem_responses(),
+    responses=problem_responses(400, 413),
 )
 async def purge(
     body: PurgeIn,
@@ -243,7 +243,7 @@ async def list_violations(
     status_code=201,
     tags=["complaints"],
     summary="Take in a complaint (holds contact while open; SLA clocks start at receipt)",
-    responses=problem_responses(),
+    responses=problem_responses(400, 413),
 )
 async def open_complaint(
     body: ComplaintIn, request: Request, principal: ComplaintsWriter
@@ -309,7 +309,7 @@ async def get_complaint(
     response_model=ComplaintOut,
     tags=["complaints"],
     summary="Acknowledge, investigate, resolve, reject, withdraw or reopen a complaint",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(400, 404, 409, 413),
 )
 async def change_complaint_status(
     complaint_id: uuid.UUID,
@@ -333,7 +333,7 @@ async def change_complaint_status(
     response_model=LanguageReviewOut,
     tags=["prohibited language"],
     summary="Check a call transcript for prohibited language and the mandatory call steps",
-    responses=problem_responses(),
+    responses=problem_responses(400, 413),
 )
 async def review_transcript(
     body: TranscriptIn,
@@ -356,7 +356,7 @@ async def review_transcript(
     response_model=LanguageReviewOut,
     tags=["prohibited language"],
     summary="Check a script or message template before use",
-    responses=problem_responses(),
+    responses=problem_responses(400, 413),
 )
 async def review_template(
     body: TemplateIn,
@@ -401,7 +401,7 @@ async def qa_plan(
     status_code=201,
     tags=["quality assurance"],
     summary="Record a review of a sampled contact (published as evidence)",
-    responses=problem_responses(404),
+    responses=problem_responses(400, 404, 413),
 )
 async def record_qa_review(
     body: QaReviewIn,

@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.compliance import domain, merkle, signing
+from shared.contracts.envelope import DEFAULT_TENANT
 
 
 def export_command(argv: list[str]) -> int:
@@ -60,6 +61,7 @@ def export_command(argv: list[str]) -> int:
                                     ),
                                     "prev_hash": row["prev_hash"],
                                     "entry_hash": row["entry_hash"],
+                                    "tenant": row["tenant"],
                                 },
                                 ensure_ascii=False,
                             )
@@ -233,6 +235,7 @@ def _row(entry: dict[str, Any]) -> domain.Row:
         domain.PURGED_PREFIX + bytes.fromhex(leaf) if leaf else entry["body"].encode("utf-8"),
         entry["prev_hash"],
         entry["entry_hash"],
+        entry.get("tenant", DEFAULT_TENANT),
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from services.compliance import merkle
 from shared.contracts import canonical_json
+from shared.contracts.envelope import DEFAULT_TENANT
 
 GENESIS_HASH = "00" * 32
 
@@ -76,6 +77,8 @@ class StoredEntry:
     body: bytes
     prev_hash: str
     entry_hash: str
+    #: The column listings filter by; entries logged before tenants existed are "default".
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass
@@ -140,6 +143,8 @@ class ChainVerifier:
                 and body["topic"] == entry.topic
                 and envelope["event_id"] == entry.event_id
                 and envelope["type"] == entry.event_type
+                # A tenant edited in the column would move an entry into another tenant's view.
+                and envelope.get("tenant", DEFAULT_TENANT) == entry.tenant
             )
         except (ValueError, KeyError, TypeError):
             return "entry body is not a canonical entry"
@@ -148,8 +153,8 @@ class ChainVerifier:
         return None
 
 
-#: seq, event_id, topic, event_type, body, prev_hash, entry_hash: one stored entry as read.
-Row = tuple[int, str, str, str, bytes, str, str]
+#: seq, event_id, topic, event_type, body, prev_hash, entry_hash, tenant: one stored entry.
+Row = tuple[int, str, str, str, bytes, str, str, str]
 
 _hexdigest = methodcaller("hexdigest")
 
@@ -160,7 +165,7 @@ def chunk_intact(rows: Sequence[Row], *, first_seq: int, prev_hash: str) -> bool
 
     The hashing runs as C loops over the whole chunk; the columns are compared with the exact
     fragments the canonical body must contain (`columns_agree`) instead of parsing it."""
-    seqs, event_ids, topics, event_types, bodies, prevs, hashes = zip(*rows, strict=True)
+    seqs, event_ids, topics, event_types, bodies, prevs, hashes, tenants = zip(*rows, strict=True)
     if seqs != tuple(range(first_seq, first_seq + len(rows))):
         return False
     if prevs[0] != prev_hash or prevs[1:] != hashes[:-1]:
@@ -172,7 +177,7 @@ def chunk_intact(rows: Sequence[Row], *, first_seq: int, prev_hash: str) -> bool
     if list(map(_hexdigest, map(hashlib.sha256, linked))) != list(hashes):
         return False
     try:
-        return columns_agree(seqs, event_ids, topics, event_types, bodies)
+        return columns_agree(seqs, event_ids, topics, event_types, bodies, tenants)
     except TypeError:  # a column of the wrong type: let the entry-by-entry check say which
         return False
 
@@ -183,9 +188,10 @@ def columns_agree(
     topics: Sequence[str],
     event_types: Sequence[str],
     bodies: Sequence[bytes],
+    tenants: Sequence[str],
 ) -> bool:
-    """Whether every canonical entry body holds its row's seq, event id, topic and type, found
-    as the exact bytes canonical JSON writes for them instead of parsing the body.
+    """Whether every canonical entry body holds its row's seq, event id, topic, type and
+    tenant, found as the exact bytes canonical JSON writes for them instead of parsing the body.
 
     Sound for bodies written by `canonical_entry` (the hash chain pins every body to those
     bytes): canonical JSON escapes every quote inside a string, so ``,"`` never occurs inside
@@ -196,7 +202,10 @@ def columns_agree(
     recorded_at, seq and topic, so the last ``,"type":`` is the envelope's. Each compared
     value ends at its closing quote (or a delimiter), and the canonical encoding of a string
     is one-to-one: the fragments match exactly when the values are equal. A body that is not
-    canonical (or an envelope with other keys) at worst fails here and is parsed instead."""
+    canonical (or an envelope with other keys) at worst fails here and is parsed instead.
+    The envelope's keys sort tenant right before type, so the bytes just before the envelope's
+    ``,"type":`` are ``,"tenant":T`` exactly when its tenant is T (an entry logged before
+    envelopes had a tenant fails here and is parsed, where a missing tenant means "default")."""
     # Each check is one C loop over the chunk (map over bytes methods), not a call per row;
     # topics and types repeat, so each distinct one is encoded once.
     topic_of = {topic: _json_string(topic).encode() for topic in set(topics)}
@@ -205,8 +214,12 @@ def columns_agree(
     if not all(map(bytes.endswith, bodies, tails)):
         return False
     type_of = {t: b',"type":%b,"version":' % _json_string(t).encode() for t in set(event_types)}
-    type_at = map(bytes.rfind, bodies, itertools.repeat(b',"type":'))
+    type_at = list(map(bytes.rfind, bodies, itertools.repeat(b',"type":')))
     if not all(map(bytes.startswith, bodies, map(type_of.__getitem__, event_types), type_at)):
+        return False
+    tenant_of = {t: b',"tenant":%b' % _json_string(t).encode() for t in set(tenants)}
+    tenant_keys = map(tenant_of.__getitem__, tenants)
+    if not all(map(bytes.endswith, bodies, tenant_keys, itertools.repeat(0), type_at)):
         return False
     id_keys = map(b',"event_id":%b'.__mod__, map(str.encode, map(_json_string, event_ids)))
     id_at = map(bytes.find, bodies, itertools.repeat(b',"event_id":'))

@@ -8,9 +8,15 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.compliance import service
+from services.compliance import privacy, service
 from shared.bus import ANY_EVENT, Handler, Received
-from shared.contracts import CheckpointIssued, utc_now
+from shared.contracts import (
+    CheckpointIssued,
+    DebtorErased,
+    UnknownEventError,
+    parse_payload,
+    utc_now,
+)
 from shared.contracts.topics import MAIN_TOPICS
 
 TOPICS: tuple[str, ...] = MAIN_TOPICS
@@ -37,6 +43,23 @@ def make_handlers(
         )
         if entry is None:
             return
+        if message.envelope.type == DebtorErased.event_type:
+            # Not part of the re-check below: an erasure that fails must be retried (and
+            # dead-lettered if it cannot succeed), never logged and forgotten.
+            try:
+                payload = parse_payload(message.envelope)
+            except (UnknownEventError, ValueError):
+                log.warning("debtor.erased %s has no known contract", message.envelope.event_id)
+            else:
+                assert isinstance(payload, DebtorErased)
+                await privacy.apply_erasure(
+                    session,
+                    event=payload,
+                    envelope=message.envelope,
+                    seq=entry.seq,
+                    now=now,
+                    pii_key=pii_key,
+                )
         try:
             # The log must not depend on the re-check: a fault in judging the event rolls
             # back only what the judging wrote (a savepoint); the entry stays appended.

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from services.compliance.complaints import ComplaintChannel, ComplaintStatus
 from shared.contracts import ComplaintCategory, Severity
@@ -41,15 +41,21 @@ class PurgeIn(BaseModel):
         json_schema_extra={"examples": [{"dry_run": True, "limit": 50000}]},
     )
 
-    dry_run: bool = Field(default=False, description="Count what would be purged, change nothing.")
-    limit: int = Field(default=50_000, ge=1, le=1_000_000)
+    dry_run: StrictBool = Field(
+        default=False, description="Count what would be purged, change nothing."
+    )
+    limit: StrictInt = Field(default=50_000, ge=1, le=1_000_000)
 
 
 class PurgeOut(BaseModel):
     purge_id: uuid.UUID | None = Field(description="Null on a dry run or when nothing expired.")
     entries: int
     complaints: int = Field(description="Closed complaints whose text was removed.")
-    seq_ranges: list[tuple[int, int]]
+    # [first, last] pairs. Not `tuple[int, int]`: its `prefixItems` schema trips tools
+    # (schemathesis 4 among them) that still read tuples as draft-4 `items` arrays.
+    seq_ranges: list[Annotated[list[int], Field(min_length=2, max_length=2)]] = Field(
+        description="Purged [first seq, last seq] ranges, inclusive."
+    )
     dry_run: bool
     held_cases: int = Field(description="Expired cases kept: an open complaint holds them.")
 
@@ -325,8 +331,8 @@ class QaReviewIn(BaseModel):
     reviewer_kind: Literal["supervisor", "qa"]
     reviewer: str = Field(min_length=1, max_length=200)
     period: str = Field(pattern=r"^\d{4}-(W\d{2}|\d{2})$")
-    score: int = Field(ge=0, le=100)
-    passed: bool
+    score: StrictInt = Field(ge=0, le=100)
+    passed: StrictBool
     findings: list[Annotated[str, Field(max_length=500)]] = Field(
         default_factory=list, max_length=50
     )

@@ -532,7 +532,16 @@ async def list_entries(
 #: Logs this long or longer are verified by worker processes (SQLite files): starting them
 #: costs a fraction of a second, verifying a million entries a few seconds on one core.
 PARALLEL_MIN_ENTRIES = 100_000
-_VERIFY_COLUMNS = ("seq", "event_id", "topic", "event_type", "body", "prev_hash", "entry_hash")
+_VERIFY_COLUMNS = (
+    "seq",
+    "event_id",
+    "topic",
+    "event_type",
+    "body",
+    "prev_hash",
+    "entry_hash",
+    "tenant",
+)
 
 
 async def verify_chain(
@@ -2478,6 +2487,57 @@ def _ranges(seqs: Sequence[int]) -> list[tuple[int, int]]:
     return found
 
 
+async def purge_entries(
+    session: AsyncSession,
+    *,
+    purge_id: uuid.UUID,
+    tenant: str,
+    seqs: Sequence[int],
+    now: datetime,
+    retention_days: int,
+    retention_days_by_kind: dict[str, int],
+    correlation_id: str,
+    causation_id: str | None = None,
+    pii_key: bytes = b"",
+) -> None:
+    """Remove the content of the tenant's entries `seqs` (each keeps its hashes and its leaf)
+    and log the purge (`compliance.purged`) in the same transaction: retention's way, and a
+    data-subject erasure's (services/compliance/privacy.py)."""
+    ordered = sorted(seqs)
+    for start in range(0, len(ordered), PURGE_CHUNK):
+        chunk = ordered[start : start + PURGE_CHUNK]
+        entries = (
+            await session.scalars(
+                sa.select(AuditEntry)
+                .where(AuditEntry.tenant == tenant, AuditEntry.seq.in_(chunk))
+                .with_for_update()
+            )
+        ).all()
+        for entry in entries:
+            entry.body = domain.purged_body(entry.body)
+            entry.purged_at = now
+        await session.flush()
+    record = build_envelope(
+        CompliancePurged(
+            purge_id=purge_id,
+            seq_ranges=_ranges(ordered),
+            entries=len(ordered),
+            retention_days=retention_days,
+            retention_days_by_kind=retention_days_by_kind,
+            purged_at=now,
+        ),
+        key=str(purge_id),
+        producer="compliance",
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        tenant=tenant,
+    )
+    # Logged in this transaction (the verifier must never see a purge it cannot account
+    # for) and published for anyone anchoring the log; the copy that comes back is a dupe.
+    await append_event(session, topic=COMPLIANCE_EVENTS, envelope=record, now=now, pii_key=pii_key)
+    await enqueue_event(session, topic=COMPLIANCE_EVENTS, envelope=record)
+
+
 async def purge_expired(
     session: AsyncSession,
     *,
@@ -2564,44 +2624,22 @@ async def purge_expired(
             dry_run=dry_run,
             held_cases=held_cases,
         )
-    for start in range(0, len(expired), PURGE_CHUNK):
-        chunk = expired[start : start + PURGE_CHUNK]
-        entries = (
-            await session.scalars(
-                sa.select(AuditEntry)
-                .where(AuditEntry.tenant == tenant, AuditEntry.seq.in_(chunk))
-                .with_for_update()
-            )
-        ).all()
-        for entry in entries:
-            entry.body = domain.purged_body(entry.body)
-            entry.purged_at = now
-        await session.flush()
     await session.execute(
         sa.update(Complaint).where(stale_complaints).values(text="", signature=[])
     )
     purge_id = uuid.uuid4()
     if expired:
-        record = build_envelope(
-            CompliancePurged(
-                purge_id=purge_id,
-                seq_ranges=ranges,
-                entries=len(expired),
-                retention_days=retention_days,
-                retention_days_by_kind=retention_days_by_kind,
-                purged_at=now,
-            ),
-            key=str(purge_id),
-            producer="compliance",
-            correlation_id=correlation_id,
+        await purge_entries(
+            session,
+            purge_id=purge_id,
             tenant=tenant,
+            seqs=expired,
+            now=now,
+            retention_days=retention_days,
+            retention_days_by_kind=retention_days_by_kind,
+            correlation_id=correlation_id,
+            pii_key=pii_key,
         )
-        # Logged in this transaction (the verifier must never see a purge it cannot account
-        # for) and published for anyone anchoring the log; the copy that comes back is a dupe.
-        await append_event(
-            session, topic=COMPLIANCE_EVENTS, envelope=record, now=now, pii_key=pii_key
-        )
-        await enqueue_event(session, topic=COMPLIANCE_EVENTS, envelope=record)
     return PurgeOut(
         purge_id=purge_id,
         entries=len(expired),

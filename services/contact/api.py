@@ -13,6 +13,7 @@ from services.contact.domain import Channel
 from services.contact.schemas import (
     AttemptOut,
     CaseAttempts,
+    ContactDebtorExport,
     DecisionIn,
     DecisionOut,
     OutcomeRecorded,
@@ -60,11 +61,34 @@ async def get_attempt(
         return await service.get_attempt(session, tenant=principal.tenant, attempt_id=attempt_id)
 
 
+@router.get(
+    "/debtors/{debtor_id}/export",
+    response_model=ContactDebtorExport,
+    tags=["privacy"],
+    summary="Export everything contact holds about a debtor (data-subject access)",
+    responses=problem_responses(404),
+)
+async def export_debtor(
+    debtor_id: uuid.UUID,
+    request: Request,
+    principal: Annotated[Principal, requires(Scope.PRIVACY_REQUESTS)],
+) -> ContactDebtorExport:
+    """Cases as contact knows them, attempts, outcomes, holds and preferences; the debtor's
+    record itself is exported by cases (`GET /v1/debtors/{id}/export` there)."""
+    async with unit_of_work(request) as session:
+        return await service.export_debtor(
+            session,
+            tenant=principal.tenant,
+            debtor_id=debtor_id,
+            now=request.app.state.clock(),
+        )
+
+
 @router.post(
     "/contact/decisions",
     response_model=DecisionOut,
     summary="May this contact happen now? Every objecting rule and the next allowed moment",
-    responses=problem_responses(404),
+    responses=problem_responses(400, 404, 413),
 )
 async def decide(
     body: DecisionIn,
@@ -91,7 +115,13 @@ def _packs(request: Request) -> tuple[str, ...]:
     response_model=OutcomeRecorded,
     status_code=201,
     summary="Report what happened on an attempt (idempotent by outcome_id; never dropped)",
-    responses=problem_responses(404),
+    responses={
+        200: {
+            "model": OutcomeRecorded,
+            "description": "This outcome id was already recorded; nothing changed.",
+        },
+        **problem_responses(400, 404, 413),
+    },
 )
 async def report_outcome(
     body: ContactOutcome,
@@ -161,7 +191,7 @@ async def get_policy(
     "/contact/policy",
     response_model=PolicyOut,
     summary="Set the rule packs and local rules (a new version; never looser than the law)",
-    responses=problem_responses(),
+    responses=problem_responses(400, 413),
 )
 async def put_policy(
     body: PolicyIn,
@@ -182,7 +212,7 @@ async def put_policy(
     "/contact/simulate",
     response_model=SimulationOut,
     summary="Replay the stored attempt history under a proposed policy",
-    responses=problem_responses(),
+    responses=problem_responses(400, 413),
 )
 async def simulate(
     body: PolicyIn,

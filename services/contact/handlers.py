@@ -11,6 +11,7 @@ from shared.contracts import (
     CaseOpened,
     CaseScored,
     ContactOutcome,
+    DebtorErased,
     DebtorPreferencesChanged,
     HoldPlaced,
     HoldReleased,
@@ -101,8 +102,19 @@ def make_handlers(packs: tuple[str, ...]) -> dict[str, Handler]:
             now=utc_now(),
         )
 
+    async def on_debtor_erased(session: AsyncSession, message: Received) -> None:
+        assert isinstance(message.payload, DebtorErased)
+        await service.record_debtor_erased(
+            session,
+            event=message.payload,
+            tenant=message.envelope.tenant,
+            correlation_id=message.envelope.correlation_id,
+            now=utc_now(),
+        )
+
     handlers: dict[str, Handler] = {
         CaseClosed.event_type: on_case_closed,
+        DebtorErased.event_type: on_debtor_erased,
         DebtorPreferencesChanged.event_type: on_preferences,
         HoldPlaced.event_type: on_hold_placed,
         HoldReleased.event_type: on_hold_released,

@@ -12,6 +12,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     model_validator,
 )
 
@@ -74,9 +76,9 @@ class DecisionIn(BaseModel):
         description="Every zone the debtor may be in; the case's zone if omitted.",
     )
     agency: str | None = Field(default=None, min_length=1, max_length=100)
-    third_party: bool = False
-    consented: bool = False
-    workplace: bool = Field(
+    third_party: StrictBool = False
+    consented: StrictBool = False
+    workplace: StrictBool = Field(
         default=False, description="Reaching the debtor at work (work number, e-mail, address)."
     )
     packs: list[str] | None = Field(default=None, min_length=1, max_length=5)
@@ -152,11 +154,11 @@ class PolicyIn(BaseModel):
     window_end: WallClock | None = None
     quiet: list[QuietWindow] = Field(default_factory=list, max_length=10)
     holidays: list[date] = Field(default_factory=list, max_length=400)
-    caps: dict[Annotated[str, Field(max_length=32)], Annotated[int, Field(ge=0, le=1000)]] = Field(
-        default_factory=dict, max_length=20
+    caps: dict[Annotated[str, Field(max_length=32)], Annotated[StrictInt, Field(ge=0, le=1000)]] = (
+        Field(default_factory=dict, max_length=20)
     )
-    min_gap_minutes: int | None = Field(default=None, ge=1, le=1440)
-    prefer_answer_hours: bool = Field(
+    min_gap_minutes: StrictInt | None = Field(default=None, ge=1, le=1440)
+    prefer_answer_hours: StrictBool = Field(
         default=False,
         description="Plan at the lawful hour (within a day) when the segment answers most, "
         "learned from outcomes, instead of the earliest lawful moment.",
@@ -189,3 +191,73 @@ class SimulationOut(BaseModel):
     blocked: int
     by_rule: dict[str, int]
     examples: list[SimulatedAttempt] = Field(description="Up to 100 affected attempts.")
+
+
+# --- data-subject access (GET /v1/debtors/{id}/export) -----------------------------------------
+
+
+class KnownCaseOut(BaseModel):
+    """What contact learned of one of the debtor's cases from cases and scoring."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    case_id: uuid.UUID
+    time_zone: str | None
+    days_past_due: int | None
+    priority: float | None
+    risk_tier: str | None
+    treatment: str | None
+    human_only: bool
+    closed_at: datetime | None
+
+
+class OutcomeOut(BaseModel):
+    """A contact outcome a dialer or gateway reported."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    outcome_id: uuid.UUID
+    attempt_id: uuid.UUID | None
+    case_id: uuid.UUID
+    channel: str
+    result: str
+    occurred_at: datetime
+    automated: bool
+    agency: str | None
+    dialer: str
+    flags: list[str]
+    details: dict[str, object]
+
+
+class HoldKnownOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    hold_id: uuid.UUID
+    case_id: uuid.UUID
+    kind: str
+    reason: str
+    starts_at: datetime
+    ends_at: datetime | None
+    released_at: datetime | None
+
+
+class PreferencesKnownOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    opted_out_channels: list[str]
+    consents: list[str]
+    changed_at: datetime
+
+
+class ContactDebtorExport(BaseModel):
+    """Everything contact holds about a debtor (data-subject access): contact keeps no name,
+    phone, e-mail or address, only ids, the cases' zone and scores, attempts, outcomes, holds
+    and preferences."""
+
+    debtor_id: uuid.UUID
+    cases: list[KnownCaseOut]
+    attempts: list[AttemptOut]
+    outcomes: list[OutcomeOut]
+    holds: list[HoldKnownOut]
+    preferences: PreferencesKnownOut | None
+    exported_at: datetime

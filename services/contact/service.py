@@ -24,11 +24,16 @@ from services.contact.models import (
 from services.contact.schemas import (
     AttemptOut,
     CaseAttempts,
+    ContactDebtorExport,
     DecisionIn,
     DecisionOut,
+    HoldKnownOut,
+    KnownCaseOut,
     ObjectionOut,
+    OutcomeOut,
     PolicyIn,
     PolicyOut,
+    PreferencesKnownOut,
     SimulatedAttempt,
     SimulationOut,
 )
@@ -43,6 +48,7 @@ from shared.contracts import (
     ContactOutcomeRecorded,
     ContactPlanned,
     ContactPolicyChanged,
+    DebtorErased,
     DebtorPreferencesChanged,
     Envelope,
     EventPayload,
@@ -1259,3 +1265,126 @@ async def simulate_policy(
             )
         )
     return SimulationOut(attempts_replayed=len(rows), by_rule=by_rule, examples=examples, **counts)
+
+
+# --- data-subject requests ----------------------------------------------------------------------
+
+#: The rule id of attempts withdrawn because the debtor's personal data was erased.
+ERASED_RULE_ID = "DSR-ERASED"
+
+
+async def record_debtor_erased(
+    session: AsyncSession,
+    *,
+    event: DebtorErased,
+    tenant: str,
+    correlation_id: str,
+    now: datetime,
+) -> int:
+    """Cases erased the debtor: withdraw every live attempt of theirs (`contact.cancelled`,
+    DSR-ERASED), never plan their cases again, and drop the free text contact keeps (hold
+    reasons). Returns how many attempts were withdrawn. ForeignRecord if the debtor or a
+    named case is another tenant's.
+
+    Contact holds no name, phone, e-mail or address. What stays is keyed by the (random)
+    debtor id only: attempts and outcomes (the contact history compliance and a court may
+    ask about, and the pooled answer-rate statistics), hold kinds and dates, and the
+    opt-outs and consents while cases retains records (`event.retained`): they show on what
+    basis past contacts were made. Without retained records the preferences go too."""
+    await _own_debtor(session, debtor_id=event.debtor_id, tenant=tenant)
+    # Every case of the debtor counts as closed from now on, including one whose
+    # `case.opened` has not arrived yet (keyed by case, it may come after this event, keyed by
+    # debtor): `_plan_first_attempt` never plans a closed case.
+    known = (
+        await session.scalars(
+            sa.select(ContactCase.case_id).where(
+                ContactCase.tenant == tenant, ContactCase.debtor_id == event.debtor_id
+            )
+        )
+    ).all()
+    for case_id in sorted({*event.case_ids, *known}):
+        case = await _contact_case(session, case_id=case_id, tenant=tenant, now=now)
+        case.debtor_id = case.debtor_id or event.debtor_id
+        case.closed_at = case.closed_at or event.erased_at
+        case.updated_at = now
+    withdrawn = await _withdraw(
+        session,
+        ContactAttempt.debtor_id == event.debtor_id,
+        tenant=tenant,
+        rule_ids=[ERASED_RULE_ID],
+        reason=lambda _attempt: (
+            f"the debtor's personal data was erased (request {event.request_ref}): "
+            "never contacted again"
+        ),
+        now=now,
+        correlation_id=correlation_id,
+    )
+    await session.execute(
+        sa.update(ContactHold)
+        .where(ContactHold.tenant == tenant, ContactHold.debtor_id == event.debtor_id)
+        .values(reason="")
+    )
+    if not event.retained:
+        await session.execute(
+            sa.delete(ContactPreferences).where(
+                ContactPreferences.tenant == tenant,
+                ContactPreferences.debtor_id == event.debtor_id,
+            )
+        )
+    return len(withdrawn)
+
+
+async def export_debtor(
+    session: AsyncSession, *, tenant: str, debtor_id: uuid.UUID, now: datetime
+) -> ContactDebtorExport:
+    """Everything contact holds about one of the tenant's debtors; NotFound if it knows
+    nothing of them (or only as another tenant's)."""
+    await _own_debtor(session, debtor_id=debtor_id, tenant=tenant)
+    cases = (
+        await session.scalars(
+            sa.select(ContactCase)
+            .where(ContactCase.tenant == tenant, ContactCase.debtor_id == debtor_id)
+            .order_by(ContactCase.case_id)
+        )
+    ).all()
+    preferences = _own(
+        await session.get(ContactPreferences, debtor_id),
+        tenant=tenant,
+        missing=f"contact has no debtor {debtor_id}",
+    )
+    if not cases and preferences is None:
+        raise NotFound(f"contact has no debtor {debtor_id}")
+    attempts = (
+        await session.scalars(
+            sa.select(ContactAttempt)
+            .where(ContactAttempt.tenant == tenant, ContactAttempt.debtor_id == debtor_id)
+            .order_by(ContactAttempt.created_at, ContactAttempt.attempt_no)
+        )
+    ).all()
+    outcomes = (
+        await session.scalars(
+            sa.select(ContactOutcomeRecord)
+            .where(
+                ContactOutcomeRecord.tenant == tenant, ContactOutcomeRecord.debtor_id == debtor_id
+            )
+            .order_by(ContactOutcomeRecord.occurred_at)
+        )
+    ).all()
+    holds = (
+        await session.scalars(
+            sa.select(ContactHold)
+            .where(ContactHold.tenant == tenant, ContactHold.debtor_id == debtor_id)
+            .order_by(ContactHold.starts_at)
+        )
+    ).all()
+    return ContactDebtorExport(
+        debtor_id=debtor_id,
+        cases=[KnownCaseOut.model_validate(c) for c in cases],
+        attempts=[AttemptOut.model_validate(a) for a in attempts],
+        outcomes=[OutcomeOut.model_validate(o) for o in outcomes],
+        holds=[HoldKnownOut.model_validate(h) for h in holds],
+        preferences=(
+            PreferencesKnownOut.model_validate(preferences) if preferences is not None else None
+        ),
+        exported_at=now,
+    )

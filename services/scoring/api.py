@@ -66,7 +66,7 @@ async def get_scores(case_id: uuid.UUID, request: Request, principal: ScoresRead
     status_code=201,
     response_model=OverrideOut,
     summary="Override the latest score's tier or priority (human review)",
-    responses=problem_responses(404),
+    responses=problem_responses(400, 404, 413),
 )
 async def override(
     case_id: uuid.UUID, body: OverrideIn, request: Request, principal: ScoresWriter
@@ -86,7 +86,7 @@ async def override(
     "/scores:batch",
     response_model=BatchOut,
     summary="Rescore cases now (all open cases when no ids are given)",
-    responses=problem_responses(),
+    responses=problem_responses(400, 413),
 )
 async def batch(body: BatchIn, request: Request, principal: ScoresWriter) -> BatchOut:
     async with unit_of_work(request) as session:
@@ -111,7 +111,7 @@ async def list_models(request: Request, principal: ScoresReader) -> list[ModelSu
     status_code=201,
     response_model=ModelSummary,
     summary="Register a scorecard version (JSON document) as a candidate",
-    responses=problem_responses(409),
+    responses=problem_responses(400, 409, 413),
 )
 async def register(
     request: Request,
@@ -145,7 +145,7 @@ async def get_model(key: str, request: Request, principal: ScoresReader) -> Mode
     "/{key}/activate",
     response_model=ModelSummary,
     summary="Make a model champion or challenger (with a traffic share), or retire it",
-    responses=problem_responses(404),
+    responses=problem_responses(400, 404, 413),
 )
 async def activate(
     key: str, body: ActivateIn, request: Request, principal: ModelsAdmin
@@ -167,7 +167,7 @@ async def activate(
     ":rollback",
     response_model=ModelSummary,
     summary="Reinstate the previous champion",
-    responses=problem_responses(409),
+    responses=problem_responses(400, 409, 413),
 )
 async def rollback(body: RollbackIn, request: Request, principal: ModelsAdmin) -> ModelSummary:
     async with unit_of_work(request) as session:

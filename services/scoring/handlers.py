@@ -8,7 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring import service
 from shared.bus import Handler, Received
-from shared.contracts import CaseOpened, CaseUpdated, PaymentReceived, PtpBroken, utc_now
+from shared.contracts import (
+    CaseOpened,
+    CaseUpdated,
+    DebtorErased,
+    PaymentReceived,
+    PtpBroken,
+    utc_now,
+)
 from shared.contracts.topics import CASES_EVENTS
 
 TOPICS: tuple[str, ...] = (CASES_EVENTS,)
@@ -56,8 +63,15 @@ def make_handlers(ctx: service.ScoringContext) -> dict[str, Handler]:
             ctx=ctx,
         )
 
+    async def on_debtor_erased(session: AsyncSession, message: Received) -> None:
+        assert isinstance(message.payload, DebtorErased)
+        await service.record_debtor_erased(
+            session, tenant=message.envelope.tenant, event=message.payload, now=utc_now()
+        )
+
     return {
         CaseOpened.event_type: on_case_opened,
+        DebtorErased.event_type: on_debtor_erased,
         CaseUpdated.event_type: on_material_change,
         PaymentReceived.event_type: on_material_change,
         PtpBroken.event_type: on_material_change,

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 from shared.contracts import Reason, RiskTier
 
@@ -67,7 +67,7 @@ class OverrideIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     risk_tier: RiskTier | None = None
-    priority: float | None = Field(default=None, ge=0, le=1_000_000)
+    priority: StrictFloat | None = Field(default=None, ge=0, le=1_000_000)
     reason: str = Field(min_length=3, max_length=2000)
     overridden_by: str = Field(min_length=1, max_length=200)
 
@@ -107,7 +107,7 @@ class ActivateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["champion", "challenger", "retired"]
-    traffic_share: float = Field(
+    traffic_share: StrictFloat = Field(
         default=0.1, gt=0, le=0.5, description="Challengers only: share of cases they score."
     )
     actor: str = Field(min_length=1, max_length=200)

@@ -54,7 +54,7 @@ from shared.contracts import (
     build_envelope,
 )
 from shared.contracts.envelope import DEFAULT_TENANT
-from shared.contracts.events import ModelActivated
+from shared.contracts.events import DebtorErased, ModelActivated
 from shared.contracts.topics import SCORING_EVENTS
 from shared.http import Conflict, DomainError, NotFound
 from shared.outbox import enqueue_event
@@ -207,6 +207,9 @@ async def record_case_change(
     snapshot = await _snapshot_for_event(session, case_id=case_id, tenant=tenant)
     if snapshot is None:
         raise UnknownCase(f"case {case_id} was never opened for scoring")
+    if snapshot.status != "open":
+        # Paid in full or its debtor erased: a late event must not bring a score back.
+        return None
     if days_past_due is not None:
         snapshot.days_past_due = days_past_due
     if amount_outstanding is not None:
@@ -226,6 +229,32 @@ async def record_case_change(
         now=now,
         ctx=ctx,
     )
+
+
+async def record_debtor_erased(
+    session: AsyncSession, *, tenant: str, event: DebtorErased, now: datetime
+) -> int:
+    """A data-subject erasure in cases: remove the model inputs scoring holds for the debtor's
+    cases (risk features, and the bins derived from them on every score) and never rescore
+    them. The scores' outcome and reason codes stay: they are the record of a decision made
+    and its explanation (PIPL art. 24), kept for the reasons cases keeps its financial
+    records. Returns how many cases scoring knew."""
+    known = 0
+    for case_id in event.case_ids:
+        snapshot = await _snapshot_for_event(session, case_id=case_id, tenant=tenant)
+        if snapshot is None:
+            continue
+        snapshot.risk_features = {}
+        snapshot.status = "closed"
+        snapshot.updated_at = now
+        known += 1
+    if event.case_ids:
+        await session.execute(
+            sa.update(Score)
+            .where(Score.tenant == tenant, Score.case_id.in_(event.case_ids))
+            .values(bins={})
+        )
+    return known
 
 
 async def score_snapshot(

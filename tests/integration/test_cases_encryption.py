@@ -24,6 +24,7 @@ from shared import crypto
 from shared.crypto import CryptoError, FieldCipher, token_key_id
 from shared.db import create_engine, session_factory
 from shared.migrate import upgrade
+from tests.auth_support import headers as auth_headers
 from tests.conftest import DatabaseFactory
 from tests.helpers import ROOT
 from tests.integration.cases_support import (
@@ -294,3 +295,40 @@ async def check_encrypted(
             assert by_phone == by_id == [debtor_id]
     finally:
         await engine.dispose()
+
+
+async def test_rotation_keeps_each_tenants_reply_under_a_shared_idempotency_key(
+    http: httpx.AsyncClient, cases_app: FastAPI, clock: Clock, cases_db: str
+) -> None:
+    """Two tenants used the same Idempotency-Key: rotating one row a page must re-encrypt
+    both rows, each with its own reply (paging or updating by the key alone would skip one
+    or copy one tenant's reply over the other's)."""
+    tenants = ("acme", "globex", "default")
+    created, bodies = {}, {}
+    for tenant in tenants:
+        bodies[tenant] = case_body(clock, debtor=debtor())
+        response = await http.post(
+            "/v1/cases",
+            json=bodies[tenant],
+            headers={**auth_headers(tenant=tenant), "Idempotency-Key": "same-key"},
+        )
+        assert response.status_code == 201, response.text
+        created[tenant] = response.json()["id"]
+    settings = CasesSettings(
+        field_keys={DEMO_FIELD_KEY_ID: DEMO_FIELD_KEY, "k2": os.urandom(32).hex()},
+        field_key_id="k2",
+    )
+    progress = await rotate_keys(cases_db, settings.field_cipher(), batch=1)
+    assert progress.scanned["idempotency_keys"] == 3
+    assert progress.rewritten["idempotency_keys"] == 3
+    replies = dump(await raw_rows(cases_app, "idempotency_keys"))
+    assert f"enc:v1:{DEMO_FIELD_KEY_ID}:" not in replies
+    with crypto.using(settings.field_cipher()):
+        for tenant in tenants:
+            again = await http.post(
+                "/v1/cases",
+                json=bodies[tenant],
+                headers={**auth_headers(tenant=tenant), "Idempotency-Key": "same-key"},
+            )
+            assert again.headers.get("Idempotent-Replayed") == "true", again.text
+            assert again.json()["id"] == created[tenant]

@@ -282,6 +282,8 @@ ROUTES: list[tuple[str, str, Scope]] = [
     ("POST", "/v1/cases/{case_id}/close", Scope.CASES_WRITE),
     ("GET", "/v1/debtors/{debtor_id}", Scope.CASES_READ),
     ("PUT", "/v1/debtors/{debtor_id}/preferences", Scope.CASES_WRITE),
+    ("GET", "/v1/debtors/{debtor_id}/export", Scope.PRIVACY_REQUESTS),
+    ("POST", "/v1/debtors/{debtor_id}/erasure", Scope.PRIVACY_REQUESTS),
     ("POST", "/v1/cases/{case_id}/holds", Scope.CASES_WRITE),
     ("GET", "/v1/cases/{case_id}/holds", Scope.CASES_READ),
     ("POST", "/v1/cases/{case_id}/holds/{hold_id}/release", Scope.CASES_WRITE),
@@ -396,6 +398,16 @@ async def test_a_collector_reads_and_writes_only_its_own_cases(
             problem(await me.get(f"/v1/cases/{other['id']}/timeline"), 404)
             problem(await me.get(f"/v1/debtors/{other['debtor']['id']}"), 404)
             problem(await me.post(f"/v1/cases/{other['id']}/notes", json=note), 404)
+        # Intake is the CRM's: a case a collector opened would be one it could not see.
+        before = await snapshot(cases_app)
+        problem(await me.post("/v1/cases", json=case_body(clock)), 403)
+        upload = await me.post(
+            "/v1/imports?filename=book.jsonl",
+            content=b"{}\n",
+            headers={"content-type": "application/x-ndjson"},
+        )
+        problem(upload, 403)
+        assert await snapshot(cases_app) == before
 
         # From a queue: only for itself, and the case it took is its own while it holds it.
         queue = (await acme.post("/v1/queues", json={"name": "q", "team_id": team["id"]})).json()

@@ -94,8 +94,10 @@ async def test_appends_once_and_verifies(app: FastAPI, client: httpx.AsyncClient
         ("DELETE FROM audit_entries WHERE seq = 5", 5),
         ("DELETE FROM audit_entries WHERE seq = 20", 20),
         ("UPDATE audit_entries SET entry_hash = prev_hash WHERE seq = 3", 3),
+        # Moving an entry into another tenant's listings is tampering too.
+        ("UPDATE audit_entries SET tenant = 'globex' WHERE seq = 7", 7),
     ],
-    ids=["edit-body", "edit-column", "delete-middle", "delete-last", "edit-hash"],
+    ids=["edit-body", "edit-column", "delete-middle", "delete-last", "edit-hash", "edit-tenant"],
 )
 async def test_tampering_is_found_at_its_entry(
     app: FastAPI, client: httpx.AsyncClient, tamper: str, broken_at: int

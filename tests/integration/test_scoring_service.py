@@ -157,7 +157,12 @@ async def test_challenger_takes_its_traffic_share_and_rollback_restores(
         json={"role": "challenger", "traffic_share": 0.3, "actor": "mo", "reason": "trial"},
     )
     assert ok.status_code == 200, ok.text
-    events = [opened(RISKY) for _ in range(200)]
+    # Fixed case ids: the traffic split is a hash of the id, so random ids made the share a
+    # coin toss (the per-case assertion below is what proves the routing).
+    events = [
+        opened(RISKY).model_copy(update={"case_id": uuid.uuid5(uuid.NAMESPACE_URL, f"case-{i}")})
+        for i in range(200)
+    ]
     for e in events:
         await score(app, e)
     versions = []

@@ -152,6 +152,7 @@ def envelope_dict(payload: dict[str, Any], **fields: Any) -> dict[str, Any]:
         correlation_id=fields.get("correlation_id", "c"),
         causation_id=fields.get("causation_id"),
         actor=fields.get("actor"),
+        tenant=fields.get("tenant", "default"),
         payload=payload,
     )
     return envelope.model_dump(mode="json")
@@ -197,13 +198,16 @@ def test_the_fast_column_check_relies_on_the_envelope_keys_it_was_proved_for() -
     fields = sorted(Envelope.model_fields)
     assert fields[: fields.index("event_id")] == ["actor", "causation_id", "correlation_id"]
     assert fields[fields.index("type") :] == ["type", "version"]
+    # The tenant's fragment is found as the key right before type.
+    assert fields[fields.index("type") - 1] == "tenant"
 
 
 def test_an_actor_that_looks_like_a_column_does_not_fool_the_fast_column_check() -> None:
     envelope = envelope_dict({"n": 1}, actor='admin:x,"event_id":"forged","type":"a.b"')
     body = canonical_entry(seq=1, topic="t", recorded_at="r", envelope=envelope)
-    assert domain.columns_agree([1], [envelope["event_id"]], ["t"], ["case.opened"], [body])
-    assert not domain.columns_agree([1], ["forged"], ["t"], ["case.opened"], [body])
+    event_id = envelope["event_id"]
+    assert domain.columns_agree([1], [event_id], ["t"], ["case.opened"], [body], ["default"])
+    assert not domain.columns_agree([1], ["forged"], ["t"], ["case.opened"], [body], ["default"])
 
 
 def canonical_rows(n: int, payload_of: Any = None) -> list[domain.Row]:
@@ -211,10 +215,12 @@ def canonical_rows(n: int, payload_of: Any = None) -> list[domain.Row]:
     prev = GENESIS_HASH
     for seq in range(1, n + 1):
         payload = payload_of(seq) if payload_of else {"n": seq}
-        envelope = envelope_dict(payload, key=f"case-{seq % 3}")
+        tenant = "acme" if seq % 2 else "globex"
+        envelope = envelope_dict(payload, key=f"case-{seq % 3}", tenant=tenant)
         body = canonical_entry(seq=seq, topic="cases.events", recorded_at="t", envelope=envelope)
         digest = chain_hash(prev_hash=prev, entry=body)
-        rows.append((seq, envelope["event_id"], "cases.events", "case.opened", body, prev, digest))
+        event_id = envelope["event_id"]
+        rows.append((seq, event_id, "cases.events", "case.opened", body, prev, digest, tenant))
         prev = digest
     return rows
 
@@ -262,7 +268,11 @@ def test_every_single_byte_edit_is_found_at_its_entry_by_the_fast_path(seq: int)
 def column_edits(row: domain.Row) -> list[tuple[int, Any]]:
     """(column, value) edits of the indexed columns, lookalikes included."""
     _, event_id, topic, event_type = row[:4]
+    tenant = row[7]
     return [
+        (7, "default"),  # the column a listing filters by: another tenant's view
+        (7, tenant[:-1]),
+        (7, "pay-tenant"),  # a value the payload holds under "tenant"
         (1, event_id[:-1]),
         (1, event_id + "0"),
         (1, event_id.upper()),
@@ -283,6 +293,7 @@ def test_every_column_edit_is_found_by_the_fast_path_as_by_parsing() -> None:
         payload_of=lambda n: {
             "n": n,
             "cause": {"event_id": "payload-event", "type": "nested.type", "topic": "t"},
+            "tenant": "pay-tenant",
             "type": "nested.type",
         },
     )
@@ -304,7 +315,9 @@ def test_every_column_edit_is_found_by_the_fast_path_as_by_parsing() -> None:
     column_topic=st.text(min_size=1),
     column_type=st.text(min_size=1),
     column_event_id=st.text(),
-    use_real=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    tenant=st.sampled_from(["default", "acme", "a-b_c"]),
+    column_tenant=st.text(),
+    use_real=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
 )
 def test_the_fast_column_check_agrees_with_parsing(
     payload: dict[str, Any],
@@ -313,20 +326,42 @@ def test_the_fast_column_check_agrees_with_parsing(
     column_topic: str,
     column_type: str,
     column_event_id: str,
-    use_real: tuple[bool, bool, bool],
+    tenant: str,
+    column_tenant: str,
+    use_real: tuple[bool, bool, bool, bool],
 ) -> None:
-    envelope = envelope_dict(payload, type=event_type)
+    envelope = envelope_dict(payload, type=event_type, tenant=tenant)
     body = canonical_entry(seq=3, topic=topic, recorded_at="r", envelope=envelope)
     topic_value = topic if use_real[0] else column_topic
     type_value = event_type if use_real[1] else column_type
     id_value = envelope["event_id"] if use_real[2] else column_event_id
+    tenant_value = tenant if use_real[3] else column_tenant
     parsed = json.loads(body)
     expected = (
         parsed["topic"] == topic_value
         and parsed["envelope"]["type"] == type_value
         and parsed["envelope"]["event_id"] == id_value
+        and parsed["envelope"]["tenant"] == tenant_value
     )
-    assert domain.columns_agree([3], [id_value], [topic_value], [type_value], [body]) == expected
+    agree = domain.columns_agree(
+        [3], [id_value], [topic_value], [type_value], [body], [tenant_value]
+    )
+    assert agree == expected
+
+
+def test_an_entry_logged_before_tenants_is_checked_as_default() -> None:
+    """Bodies written before the envelope had a tenant: the fast check declines, parsing
+    reads a missing tenant as "default", and any other column value is tampering."""
+    envelope = envelope_dict({"tenant": "acme", "type": "case.opened", "version": 1})
+    del envelope["tenant"]
+    body = canonical_entry(seq=1, topic="t", recorded_at="r", envelope=envelope)
+    digest = chain_hash(prev_hash=GENESIS_HASH, entry=body)
+    row = (1, envelope["event_id"], "t", "case.opened", body, GENESIS_HASH, digest, "default")
+    assert not domain.columns_agree([1], [row[1]], ["t"], ["case.opened"], [body], ["acme"])
+    assert fast_verdict([row]) == (None, None, 1)
+    moved = (*row[:7], "acme")
+    assert fast_verdict([moved])[0] == 1
+    assert slow_verdict([moved])[0] == 1
 
 
 def test_a_column_of_the_wrong_type_falls_back_to_the_entry_by_entry_check() -> None:
@@ -346,12 +381,13 @@ def tampered(rows: list[domain.Row], tamper: str, index: int) -> list[domain.Row
         after = rows[index + 1]
         rows[index], rows[index + 1] = (row[0], *after[1:]), (after[0], *row[1:])
     elif tamper == "prev":
-        rows[index] = (*row[:5], "ab" * 32, row[6])
+        rows[index] = (*row[:5], "ab" * 32, row[6], row[7])
     elif tamper == "hash":
-        rows[index] = (*row[:6], row[5])
+        rows[index] = (*row[:6], row[5], row[7])
     elif tamper == "rehash":
         body = row[4].replace(b'"n":', b'"n": ')
-        rows[index] = (*row[:4], body, row[5], chain_hash(prev_hash=row[5], entry=body))
+        rehashed = chain_hash(prev_hash=row[5], entry=body)
+        rows[index] = (*row[:4], body, row[5], rehashed, row[7])
     elif tamper == "seq":
         rows[index] = (99, *row[1:])
     return sorted(rows, key=lambda r: r[0])

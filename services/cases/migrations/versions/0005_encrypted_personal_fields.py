@@ -33,7 +33,7 @@ def _cipher() -> Any:
 
 
 def upgrade() -> None:
-    from services.cases.encryption import reencrypt_all
+    from services.cases.encryption import STEPS_BEFORE_TENANTS, reencrypt_all
 
     with op.batch_alter_table("debtors") as batch_op:
         batch_op.alter_column(
@@ -46,7 +46,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("phone_index", sa.String(length=64), nullable=True))
         batch_op.create_index("ix_debtors_national_id_index", ["national_id_index"])
         batch_op.create_index("ix_debtors_phone_index", ["phone_index"])
-    reencrypt_all(op.get_bind(), _cipher())
+    reencrypt_all(op.get_bind(), _cipher(), steps=STEPS_BEFORE_TENANTS)
 
 
 def downgrade() -> None:
