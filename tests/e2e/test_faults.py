@@ -168,6 +168,7 @@ def running_stack(
             "{P}LOG_LEVEL": "WARNING",
             "{P}RELAY_PROBE_INTERVAL_S": "0.5",
             "SCORING_DEFAULT_MODEL_PATH": str(model),
+            "CASES_IMPORT_DIR": str(workdir / "imports"),  # the uploads' spool, not ./var
         },
     )
     try:
