@@ -48,7 +48,6 @@ from services.cases.schemas import (
     ErasureIn,
     ErasureOut,
     NoteOut,
-    PlanOut,
     TimelineEntryExport,
 )
 from services.cases.service import (
@@ -62,8 +61,9 @@ from services.cases.service import (
     _promise_out,
     _record,
     case_out,
+    plan_out,
 )
-from shared.contracts import DebtorErased, PlanKind, build_envelope
+from shared.contracts import DebtorErased, build_envelope
 from shared.contracts.topics import CASES_EVENTS
 from shared.http import Conflict
 from shared.outbox import enqueue_event
@@ -112,22 +112,6 @@ class RequestRefReused(Conflict):
 
 
 # --- export -------------------------------------------------------------------------------------
-
-
-def _plan_out(plan: Plan, installments: Sequence[Promise]) -> PlanOut:
-    return PlanOut(
-        id=plan.id,
-        case_id=plan.case_id,
-        kind=PlanKind(plan.kind),
-        shape=plan.shape,
-        total=plan.total,
-        waived=plan.waived_interest + plan.waived_fees + plan.waived_principal,
-        status=plan.status,
-        approved_by=plan.approved_by,
-        approver_role=plan.approver_role,
-        installments=[_promise_out(p) for p in installments],
-        created_at=plan.created_at,
-    )
 
 
 async def _erasure_out(session: AsyncSession, *, debtor: Debtor) -> ErasureOut | None:
@@ -183,7 +167,7 @@ async def export_debtor(
                 holds=[_hold_out(h, ctx.now) for h in holds[case.id]],
                 promises=[_promise_out(p) for p in promises[case.id] if p.plan_id is None],
                 plans=[
-                    _plan_out(plan, [p for p in promises[case.id] if p.plan_id == plan.id])
+                    plan_out(plan, [p for p in promises[case.id] if p.plan_id == plan.id])
                     for plan in plans[case.id]
                 ],
                 payments=[_payment_out(p, case, ctx) for p in payments[case.id]],

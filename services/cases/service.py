@@ -1713,17 +1713,22 @@ async def create_plan(
         data={"plan_id": str(plan.id), "total": str(offer.amount), "waived": str(offer.waived)},
         events=events,
     )
+    return plan_out(plan, promises)
+
+
+def plan_out(plan: Plan, installments: Sequence[Promise]) -> PlanOut:
+    """A plan as the API shows it, with its instalments."""
     return PlanOut(
         id=plan.id,
-        case_id=case.id,
-        kind=command.kind,
+        case_id=plan.case_id,
+        kind=PlanKind(plan.kind),
         shape=plan.shape,
         total=plan.total,
-        waived=offer.waived,
+        waived=plan.waived_interest + plan.waived_fees + plan.waived_principal,
         status=plan.status,
         approved_by=plan.approved_by,
         approver_role=plan.approver_role,
-        installments=[_promise_out(p) for p in promises],
+        installments=[_promise_out(p) for p in installments],
         created_at=plan.created_at,
     )
 
