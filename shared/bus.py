@@ -17,7 +17,7 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -48,6 +48,19 @@ class Received:
 
 
 Handler = Callable[[AsyncSession, Received], Awaitable[None]]
+
+
+@runtime_checkable
+class BatchHandler(Protocol):
+    """A handler that does part of its work once per polled batch: `prepare` gets the batch's
+    new messages (payloads not parsed) in the batch's savepoint, before the handler is called
+    for each of them. If the batch fails, its messages are handled one by one without
+    `prepare`, so a handler must not depend on it having run."""
+
+    async def __call__(self, session: AsyncSession, message: Received) -> None: ...
+
+    async def prepare(self, session: AsyncSession, messages: Sequence[Received]) -> None: ...
+
 
 #: Key of a handler that receives every event type, contract or not (the audit log).
 ANY_EVENT = "*"
@@ -140,6 +153,7 @@ class MessageProcessor:
         remembered: list[dict[str, object]] = []
         try:
             async with session.begin_nested():
+                await self._prepare(session, records, decoded, seen)
                 for record, (message_id, envelope) in zip(records, decoded, strict=True):
                     assert envelope is not None
                     if message_id in seen:
@@ -157,6 +171,35 @@ class MessageProcessor:
         except Exception as exc:
             log.info("batch of %d failed (%s); isolating message by message", len(records), exc)
             return [await self.process(session, r) for r in records]
+
+    async def _prepare(
+        self,
+        session: AsyncSession,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        decoded: Sequence[tuple[str, Envelope | None]],
+        seen: set[str],
+    ) -> None:
+        """Let each `BatchHandler` prepare the messages of the batch it will be called for."""
+        batch: dict[int, tuple[BatchHandler, list[Received]]] = {}
+        fresh: set[str] = set()
+        for record, (message_id, envelope) in zip(records, decoded, strict=True):
+            if envelope is None or message_id in seen or message_id in fresh:
+                continue
+            fresh.add(message_id)
+            handler = self.handlers.get(envelope.type) or self.handlers.get(ANY_EVENT)
+            if isinstance(handler, BatchHandler):
+                _, messages = batch.setdefault(id(handler), (handler, []))
+                messages.append(
+                    Received(
+                        envelope=envelope,
+                        payload=None,
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                    )
+                )
+        for handler, messages in batch.values():
+            await handler.prepare(session, messages)
 
     async def _apply(
         self, session: AsyncSession, record: ConsumerRecord[bytes, bytes], envelope: Envelope
