@@ -62,6 +62,7 @@ bench: $(BENCH_STAMP)  ## benchmarks (not part of `make test`); each prints its 
 	$(PY) bench/import.py
 	$(PY) bench/contact_simulation.py
 	$(PY) bench/audit.py
+	$(PY) bench/compliance_consumer.py
 
 schemas: $(STAMP)  ## regenerate the published JSON Schemas of the events
 	$(PY) -m shared.contracts.schemas --write

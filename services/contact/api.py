@@ -17,13 +17,13 @@ from services.contact.schemas import (
     DecisionIn,
     DecisionOut,
     OutcomeRecorded,
+    OutcomeReport,
     PolicyIn,
     PolicyOut,
     SimulationOut,
 )
 from services.contact.settings import ContactSettings
 from shared.auth import Principal, Scope, requires
-from shared.contracts import ContactOutcome
 from shared.http import AUTH_RESPONSES, problem_responses
 from shared.logging import correlation_id
 from shared.runtime import runtime_of, unit_of_work
@@ -124,7 +124,7 @@ def _packs(request: Request) -> tuple[str, ...]:
     },
 )
 async def report_outcome(
-    body: ContactOutcome,
+    body: OutcomeReport,
     request: Request,
     response: Response,
     principal: Annotated[Principal, requires(Scope.CONTACT_OUTCOMES)],

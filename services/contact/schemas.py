@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from services.contact.domain import Channel
-from shared.contracts import TimeZoneName
+from shared.contracts import ContactOutcome, TimeZoneName
 
 
 class AttemptOut(BaseModel):
@@ -261,3 +261,12 @@ class ContactDebtorExport(BaseModel):
     holds: list[HoldKnownOut]
     preferences: PreferencesKnownOut | None
     exported_at: datetime
+
+
+class OutcomeReport(ContactOutcome):
+    """`contact.outcome` as a dialer posts it over HTTP: the event contract, with its integer
+    and boolean fields strict like every other request body ("12", 12.0 or "true" is a 422).
+    The topic keeps the contract's own parsing, as every consumer of the event does."""
+
+    automated: StrictBool = Field(default=False, description="IVR, robocall or automated message.")
+    duration_seconds: StrictInt | None = Field(default=None, ge=0, le=86_400)

@@ -384,6 +384,24 @@ async def test_contact_bodies_refuse_coerced_numbers_and_booleans(make_app: Any)
             "body.promised_amount",
             NOT_MONEY,
         )
+        await refuses_each(
+            app,
+            lambda value: http.post(
+                "/v1/contact/outcomes", json={**outcome, "duration_seconds": value}
+            ),
+            "body.duration_seconds",
+            NOT_AN_INT,
+        )
+        await refuses_each(
+            app,
+            lambda value: http.post("/v1/contact/outcomes", json={**outcome, "automated": value}),
+            "body.automated",
+            NOT_A_BOOL,
+        )
+        reported = await http.post(
+            "/v1/contact/outcomes", json={**outcome, "duration_seconds": 30, "automated": True}
+        )
+        assert reported.status_code == 201, reported.text  # an unknown case is kept and flagged
 
         set_ = await put(
             "/v1/contact/policy",
