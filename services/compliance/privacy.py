@@ -156,6 +156,7 @@ async def apply_erasure(
             correlation_id=envelope.correlation_id,
             causation_id=str(envelope.event_id),
             pii_key=pii_key,
+            reason="erasure",
         )
     closed = sa.and_(
         Complaint.tenant == tenant, about_debtor, Complaint.status.not_in(open_statuses)

@@ -2573,6 +2573,7 @@ async def purge_entries(
     correlation_id: str,
     causation_id: str | None = None,
     pii_key: bytes = b"",
+    reason: str = "retention",
 ) -> None:
     """Remove the content of the tenant's entries `seqs` (each keeps its hashes and its leaf)
     and log the purge (`compliance.purged`) in the same transaction: retention's way, and a
@@ -2599,6 +2600,7 @@ async def purge_entries(
             retention_days=retention_days,
             retention_days_by_kind=retention_days_by_kind,
             purged_at=now,
+            reason=reason,
         ),
         key=str(purge_id),
         producer="compliance",

@@ -676,8 +676,9 @@ class TranscriptReviewed(EventPayload):
 
 
 class CompliancePurged(EventPayload):
-    """Retention removed the content of these log entries (their hashes stay, so the chain
-    and the Merkle tree still verify); the verifier accepts only purges recorded here."""
+    """Retention or a data-subject erasure removed the content of these log entries (their
+    hashes stay, so the chain and the Merkle tree still verify); the verifier accepts only
+    purges recorded here."""
 
     event_type: ClassVar[str] = "compliance.purged"
     event_version: ClassVar[int] = 1
@@ -688,6 +689,15 @@ class CompliancePurged(EventPayload):
     retention_days: int
     retention_days_by_kind: dict[str, int]
     purged_at: AwareDatetime
+    reason: str = Field(
+        default="retention",
+        pattern=r"^(retention|erasure)$",
+        description=(
+            "`retention`: past the retention periods above; `erasure`: a data-subject erasure "
+            "(the causation id is its `debtor.erased` event; retention days are then 0). "
+            "Absent in purges recorded before this field existed, which were all retention."
+        ),
+    )
 
 
 class QaReviewed(EventPayload):

@@ -582,7 +582,8 @@ async def test_retention_purges_content_keeps_hashes_and_proofs(
     # The tree over the old entries is unchanged: the old proof still holds.
     after = await client.get("/v1/audit/proof/2", params={"tree_size": head_before["tree_size"]})
     assert after.json() == proof_before
-    assert any(e["event_type"] == "compliance.purged" for e in entries)
+    [purge] = [e for e in entries if e["event_type"] == "compliance.purged"]
+    assert purge["envelope"]["payload"]["reason"] == "retention"
     again = (await client.post("/v1/audit/purge", json={})).json()
     assert again["entries"] == 0
     # The standalone verifier accepts the export too (purged entries travel as their leaf).

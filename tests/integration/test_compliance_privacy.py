@@ -136,6 +136,7 @@ async def test_erasure_purges_the_debtors_entries_but_keeps_legal_claims_and_pro
     )
     purged_seqs = sorted(e["seq"] for e in quiet_entries)
     assert purge["envelope"]["payload"]["entries"] == len(purged_seqs)
+    assert purge["envelope"]["payload"]["reason"] == "erasure"
     [erased_entry] = [e for e in after.values() if e["event_type"] == "debtor.erased"]
     assert erased_entry["purged_at"] is None  # the proof the request was honoured stays
 
