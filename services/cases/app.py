@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -71,7 +72,9 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
 
     async def fail_interrupted_imports(runtime: ServiceRuntime) -> None:
         async with runtime.sessions() as session, session.begin():
-            await importer.fail_interrupted(session, now=utc_now())
+            await importer.fail_interrupted(
+                session, now=utc_now(), folder=Path(settings.import_dir)
+            )
 
     app = build_service_app(
         name="cases",

@@ -9,6 +9,7 @@ nothing, a changed one updates the open case).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -503,7 +504,27 @@ async def run_job(
     clock: Callable[[], datetime],
 ) -> None:
     """Import an uploaded file as job `job_id` of `tenant` (whose records the rows become); the
-    rejects file lands beside the upload."""
+    rejects file (row numbers and reasons, no values) lands beside the upload. The upload is
+    deleted when the job ends, however it ends: it holds debtors' personal data in clear,
+    which the database only keeps encrypted (and a data-subject erasure could not reach)."""
+    try:
+        await _import_file(
+            sessions, job_id=job_id, tenant=tenant, path=path, fmt=fmt, policy=policy, clock=clock
+        )
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+async def _import_file(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    job_id: uuid.UUID,
+    tenant: str,
+    path: Path,
+    fmt: str,
+    policy: service.Policy,
+    clock: Callable[[], datetime],
+) -> None:
     rejects_path = path.with_suffix(".rejects.csv")
     status, error = "done", None
     try:
@@ -538,9 +559,18 @@ async def find_job(session: AsyncSession, *, job_id: uuid.UUID, tenant: str) -> 
     return job
 
 
-async def fail_interrupted(session: AsyncSession, *, now: datetime) -> None:
+async def fail_interrupted(session: AsyncSession, *, now: datetime, folder: Path) -> None:
     """Jobs left running by a stopped process, of every tenant: say so (re-uploading the file
-    is safe)."""
+    is safe), and delete their uploads from `folder` (personal data in clear, see `run_job`)."""
+    interrupted = (
+        await session.execute(
+            sa.select(ImportJob.id, ImportJob.format).where(
+                ImportJob.status.in_(["queued", "running"])
+            )
+        )
+    ).all()
+    for job_id, fmt in interrupted:
+        await asyncio.to_thread((folder / f"{job_id}.{fmt}").unlink, missing_ok=True)
     await session.execute(
         sa.update(ImportJob)
         .where(ImportJob.status.in_(["queued", "running"]))

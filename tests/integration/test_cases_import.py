@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 
 from services.cases import importer
@@ -115,6 +116,11 @@ async def test_upload_imports_good_rows_rejects_bad_ones_and_reruns_change_nothi
     lines = list(csv.reader(io.StringIO(rejects.text)))
     assert lines[0] == ["row", "field", "reason"]
     assert {(int(r), f) for r, f, _ in lines[1:]} == rejected
+    # The upload (debtors' personal data in clear) is deleted once imported; the rejects
+    # file (row numbers and reasons) stays for the operator.
+    assert files_in(Path(cases_app.state.runtime.settings.import_dir)) == [
+        f"{job['id']}.rejects.csv"
+    ]
 
     assert await count(cases_app, "cases") == 30
     assert await count(cases_app, "debtors") == 15  # accounts share debtors by debtor_ref
@@ -262,3 +268,50 @@ def test_rows_are_read_one_at_a_time() -> None:
 )  # fmt: skip
 def test_format_detection(name: str, declared: str | None, expected: str) -> None:
     assert importer.detect_format(name, declared) == expected
+
+
+async def test_uploads_of_interrupted_jobs_are_deleted_at_startup(
+    cases_app: FastAPI, clock: Clock
+) -> None:
+    """A job cut off by a restart is marked failed, and its upload (personal data in clear)
+    is deleted with it; a finished job's rejects file stays."""
+    import uuid
+
+    from services.cases.models import ImportJob
+
+    folder = Path(cases_app.state.runtime.settings.import_dir)
+    cut_off, finished = uuid.uuid4(), uuid.uuid4()
+    write_files(
+        folder,
+        {
+            f"{cut_off}.csv": "account_id,debtor_name\nA-1,张三\n",
+            f"{finished}.rejects.csv": "row,field,reason\n",
+        },
+    )
+    async with cases_app.state.runtime.sessions() as session, session.begin():
+        for job_id, status in ((cut_off, "running"), (finished, "done")):
+            session.add(
+                ImportJob(
+                    id=job_id, tenant="default", filename="book.csv", format="csv",
+                    status=status, bytes_total=1, bytes_done=0, rows_read=0, rows_created=0,
+                    rows_updated=0, rows_unchanged=0, rows_rejected=0, rejects=[],
+                    created_at=clock(),
+                )
+            )  # fmt: skip
+    async with cases_app.state.runtime.sessions() as session, session.begin():
+        await importer.fail_interrupted(session, now=clock(), folder=folder)
+        statuses = {
+            job.id: job.status for job in (await session.scalars(sa.select(ImportJob))).all()
+        }
+    assert statuses == {cut_off: "failed", finished: "done"}
+    assert files_in(folder) == [f"{finished}.rejects.csv"]
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def write_files(folder: Path, files: dict[str, str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
