@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from shared.sqlite import ONE_TRIP_AIOSQLITE
+
 # SQLite only auto-increments INTEGER PRIMARY KEY columns; PostgreSQL gets a real BIGINT.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -32,6 +34,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("module", ONE_TRIP_AIOSQLITE)  # see shared/sqlite.py
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _make_sqlite_transactional(engine)
         return engine
