@@ -525,10 +525,13 @@ class EventConsumer:
             ] = await consumer.getmany(
                 timeout_ms=200, max_records=self._settings.consumer_batch_max
             )
-            if batches:
-                last_progress = loop.time()
             for tp, records in batches.items():
                 await self._handle_batch(consumer, tp, records)
+            if batches:
+                # Measured from the end of the work: a member whose batches take longer than
+                # the stall period to handle is slow, not stalled (rebuilding it would only
+                # make it slower: it was rejoining after every batch).
+                last_progress = loop.time()
             if loop.time() >= next_check:
                 await self._rewind_replaced(consumer)
                 next_check = loop.time() + self._settings.consumer_log_check_s

@@ -1,0 +1,86 @@
+"""The consumer's stall detector against the real embedded broker: a member whose batches take
+longer than the stall period to handle is slow, not stalled, and must keep its client (it used
+to be rebuilt, and rejoin its group, after every batch; compliance under load did exactly that).
+A member that really receives nothing while it lags is still rebuilt (test_pipeline's broker
+kills cover that)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.broker import EmbeddedBroker
+from shared.bus import ANY_EVENT, EventConsumer, Received
+from shared.contracts import Envelope
+from shared.db import session_factory
+from shared.settings import ServiceSettings
+from tests.conftest import DatabaseFactory
+from tests.helpers import migrate_service
+
+TOPIC = "cases.events"
+MESSAGES = 6
+HANDLING_S = 0.4  # per message: a batch of two takes 0.8 s, over the 0.5 s stall period
+
+
+@pytest.fixture
+def db_url(make_database: DatabaseFactory) -> str:
+    return migrate_service("scoring", make_database("scoring"))
+
+
+async def test_a_slow_member_is_not_taken_for_a_stalled_one(
+    engine: AsyncEngine, broker: EmbeddedBroker, db_url: str
+) -> None:
+    handled: list[int] = []
+    all_handled = asyncio.Event()
+
+    async def slow(_session: object, message: Received) -> None:
+        await asyncio.sleep(HANDLING_S)
+        handled.append(int(message.envelope.payload["n"]))
+        if len(handled) >= MESSAGES:
+            all_handled.set()
+
+    settings = ServiceSettings(
+        database_url=db_url,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_request_timeout_ms=2000,
+        consumer_batch_max=2,
+        consumer_stall_seconds=0.5,
+    )
+    consumer = EventConsumer(
+        group_id="slow-member",
+        topics=[TOPIC],
+        handlers={ANY_EVENT: slow},
+        sessions=session_factory(engine),
+        settings=settings,
+    )
+    clients = 0
+    new_consumer = consumer._new_consumer
+
+    def counted() -> object:
+        nonlocal clients
+        clients += 1
+        return new_consumer()
+
+    consumer._new_consumer = counted  # type: ignore[method-assign]
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    await producer.start()
+    try:
+        for n in range(MESSAGES):
+            envelope = Envelope(
+                type="test.slow", version=1, producer="test", key="k", correlation_id="c",
+                payload={"n": n},
+            )  # fmt: skip
+            await producer.send_and_wait(TOPIC, envelope.model_dump_json().encode(), key=b"k")
+    finally:
+        await producer.stop()
+    task = asyncio.create_task(consumer.run())
+    try:
+        await asyncio.wait_for(all_handled.wait(), 60)
+    finally:
+        await consumer.stop()
+        await asyncio.wait_for(task, 30)
+    assert sorted(handled) == list(range(MESSAGES))
+    assert clients == 1, f"the client was rebuilt {clients - 1} times while merely slow"
