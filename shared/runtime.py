@@ -162,7 +162,12 @@ def build_service_app(
     )
     if topics and handlers:
         runtime.consumer = EventConsumer(
-            group_id=name, topics=topics, handlers=handlers, sessions=sessions, settings=settings
+            group_id=name,
+            topics=topics,
+            handlers=handlers,
+            sessions=sessions,
+            settings=settings,
+            write_gate=runtime.request_gate,
         )
 
     @asynccontextmanager
