@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts import Envelope, EventPayload, UnknownEventError, parse_payload, utc_now
 from shared.contracts.topics import dlq_for
-from shared.logcheck import SeenRecord, fingerprint, replaced_partitions
+from shared.logcheck import SeenRecord, fingerprint, judge_partitions
 from shared.logging import correlation_scope
 from shared.messaging import inbox
 from shared.outbox import enqueue_raw
@@ -397,7 +397,12 @@ class EventConsumer:
         self._on_processed = on_processed
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = False
+        # Per partition: the record the next log check looks at (the one the last check left,
+        # or the first processed since) and the latest processed, which becomes it once a
+        # check finds the log intact (see OutboxRelay: a newest-record check passes a log that
+        # was replaced and has grown past it).
         self._last_seen: dict[TopicPartition, SeenRecord] = {}
+        self._latest_seen: dict[TopicPartition, SeenRecord] = {}
         self.processed_total = 0
         self.rewinds_total = 0
         # Per dead-letter topic, counted once the batch commits (metrics); zero until then.
@@ -550,11 +555,15 @@ class EventConsumer:
         """Re-read from the start any partition whose log was replaced (broker lost data)."""
         assigned = consumer.assignment()
         seen = {tp: r for tp, r in self._last_seen.items() if tp in assigned}
-        replaced = await replaced_partitions(
+        latest_before = dict(self._latest_seen)
+        replaced, intact = await judge_partitions(
             self._settings.kafka_bootstrap_servers,
             seen,
             request_timeout_ms=self._settings.kafka_request_timeout_ms,
         )
+        for tp in intact - replaced:
+            if tp in latest_before:
+                self._last_seen[tp] = latest_before[tp]
         for tp in replaced:
             log.warning(
                 "consumer %s: %s no longer holds offset %d as seen; re-reading it from the start "
@@ -564,6 +573,7 @@ class EventConsumer:
                 seen[tp].offset,
             )
             self._last_seen.pop(tp, None)
+            self._latest_seen.pop(tp, None)
             await consumer.seek_to_beginning(tp)
             self.rewinds_total += 1
 
@@ -589,7 +599,9 @@ class EventConsumer:
             return
         await consumer.commit({tp: records[-1].offset + 1})
         last = records[-1]
-        self._last_seen[tp] = SeenRecord(last.offset, fingerprint(last.key, last.value))
+        processed = SeenRecord(last.offset, fingerprint(last.key, last.value))
+        self._latest_seen[tp] = processed
+        self._last_seen.setdefault(tp, processed)
         self.processed_total += sum(d.outcome == "processed" for d in deliveries)
         dead = sum(d.outcome == "dead_lettered" for d in deliveries)
         if dead:

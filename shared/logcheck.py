@@ -4,7 +4,10 @@ A broker that loses acknowledged data (the embedded broker keeps it all in memor
 starts empty) rebuilds partitions from offset 0 with other records. Committed offsets can then
 point into the middle of the new log and skip records. Kafka's own defence (leader epochs,
 KIP-320) is not available in aiokafka, so producers and consumers remember one
-(offset, fingerprint) per partition and look at that offset again now and then. On real Kafka
+(offset, fingerprint) per partition and look at that offset again now and then. The record
+remembered moves only when a check finds it intact (to the newest record from before that
+check): a log replaced after it was written then always differs there, even once the new log
+has grown past it; remembering the newest record instead let such a log pass. On real Kafka
 the answer is always "same record" (or "gone" after retention, which counts as unknown).
 
 `ListOffsets` is not used: the embedded broker answers it wrongly after batched produce
@@ -37,21 +40,18 @@ class SeenRecord:
     fingerprint: str
 
 
-async def replaced_partitions(
+async def judge_partitions(
     bootstrap_servers: str,
     seen: Mapping[TopicPartition, SeenRecord],
     *,
     timeout_s: float = 2.0,
     request_timeout_ms: int = 5000,
-) -> set[TopicPartition]:
-    """Partitions whose record at the remembered offset is missing or different.
-
-    Partitions that cannot be judged in time (broker slow, record removed by retention) are
-    not reported: a false alarm would only cost a harmless replay, but a silent pass is what
-    the next check is for.
-    """
+) -> tuple[set[TopicPartition], set[TopicPartition]]:
+    """(replaced, intact): the partitions found replaced, and those found still holding the
+    remembered record; a partition not judged in time is in neither."""
+    intact: set[TopicPartition] = set()
     if not seen:
-        return set()
+        return set(), intact
     probe = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         enable_auto_commit=False,
@@ -74,10 +74,14 @@ async def replaced_partitions(
                     continue
                 first = records[0]
                 expected = pending.pop(tp)
-                # first.offset > expected: the record aged out (retention); not judged.
                 same_offset = first.offset == expected.offset
                 if same_offset and fingerprint(first.key, first.value) != expected.fingerprint:
                     replaced.add(tp)
+                else:
+                    # first.offset > expected: the record aged out (retention). Nothing to
+                    # compare; counted intact so that the remembered record moves on instead
+                    # of staying unjudged for ever (real Kafka never replaces a log).
+                    intact.add(tp)
             for tp in list(pending):
                 highwater = probe.highwater(tp)
                 if highwater is not None and highwater <= pending[tp].offset:
@@ -86,4 +90,4 @@ async def replaced_partitions(
             await asyncio.sleep(0)
     finally:
         await probe.stop()
-    return replaced
+    return replaced, intact

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from shared.contracts import Envelope, utc_now
-from shared.logcheck import SeenRecord, fingerprint, replaced_partitions
+from shared.logcheck import SeenRecord, fingerprint, judge_partitions
 from shared.messaging import outbox, relay_lease
 from shared.settings import ServiceSettings
 
@@ -151,7 +151,10 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # Per partition: the record the next continuity probe checks, and the latest published
+        # (which becomes the mark once a probe has found the log intact).
         self._marks: dict[TopicPartition, SeenRecord] = {}
+        self._latest: dict[TopicPartition, SeenRecord] = {}
         self._producer: AIOKafkaProducer | None = None
         self.published_total = 0
         self.replayed_total = 0
@@ -299,9 +302,15 @@ class OutboxRelay:
                 continue
             done.append({"row_id": row.id, "p": result.partition, "o": result.offset})
             tp = TopicPartition(row.topic, result.partition)
-            mark = self._marks.get(tp)
-            if mark is None or result.offset > mark.offset:
-                self._marks[tp] = SeenRecord(result.offset, fingerprint(key, row.value))
+            seen = SeenRecord(result.offset, fingerprint(key, row.value))
+            latest = self._latest.get(tp)
+            if latest is None or result.offset > latest.offset:
+                self._latest[tp] = seen
+            # The record the next probe checks stays the one the last probe left (or the first
+            # since): moving it with every publish let a log replaced between two probes pass,
+            # once the new log had grown past the mark (a broker that lost a topic twice in a
+            # few seconds: 54 plans acknowledged, then gone, at 10,000 cases).
+            self._marks.setdefault(tp, seen)
         if done:
             now = utc_now()
             async with self._sessions() as session, session.begin():
@@ -357,16 +366,24 @@ class OutboxRelay:
                 )
                 for r in rows
             }
+            self._latest = dict(self._marks)
 
     async def _check_continuity(self) -> None:
         """Replay a topic whose partitions no longer hold what we were acknowledged for."""
         if not self._marks:
             return
-        replaced = await replaced_partitions(
+        # What was published before the probe started: a partition found intact moves its
+        # mark there (a record published later might already be in a log replaced after the
+        # probe looked, and must not become the mark unchecked).
+        latest_before = dict(self._latest)
+        replaced, intact = await judge_partitions(
             self._settings.kafka_bootstrap_servers,
             dict(self._marks),
             request_timeout_ms=self._settings.kafka_request_timeout_ms,
         )
+        for tp in intact - replaced:
+            if tp in latest_before and tp in self._marks:
+                self._marks[tp] = latest_before[tp]
         for topic in sorted({tp.topic for tp in replaced}):
             async with self._sessions() as session, session.begin():
                 result = await session.execute(
@@ -377,6 +394,7 @@ class OutboxRelay:
             count = int(result.rowcount)  # type: ignore[attr-defined]
             self.replayed_total += count
             self._marks = {tp: m for tp, m in self._marks.items() if tp.topic != topic}
+            self._latest = {tp: m for tp, m in self._latest.items() if tp.topic != topic}
             log.warning(
                 "broker lost acknowledged messages on %s; replaying %d retained events",
                 topic,

@@ -154,3 +154,45 @@ async def test_event_ids_are_unique_in_the_outbox(engine: AsyncEngine) -> None:
     with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
         await stage(sessions, [e])
     assert await count_rows(engine, "outbox") == 1
+
+
+async def test_a_log_replaced_between_two_probes_is_found_after_it_grew_past_the_mark(
+    engine: AsyncEngine, broker: EmbeddedBroker, db_url: str
+) -> None:
+    """The broker loses a topic and the relay publishes more than it had before the next probe
+    (seen at 10,000 cases: a topic lost twice within seconds of a restart). The probe must
+    still find the loss: the record it checks is the one the last probe left, not the newest
+    publish, which by then sits in the new log and passes."""
+    sessions = session_factory(engine)
+    relay = OutboxRelay(
+        name="manual",
+        sessions=sessions,
+        settings=ServiceSettings(
+            database_url=db_url,
+            kafka_bootstrap_servers=broker.bootstrap_servers,
+            kafka_request_timeout_ms=2000,
+        ),
+    )
+    before = [event(f"k{i % 3}", i) for i in range(30)]
+    after = [event(f"k{i % 3}", 100 + i) for i in range(90)]
+    try:
+        await relay._ensure_clients()
+        await stage(sessions, before)
+        assert await relay.publish_batch() == 30
+        await relay._check_continuity()
+        assert relay.replayed_total == 0  # intact: the marks move to what was published
+
+        broker.stop(kill=True)
+        broker.start()
+        await broker.create_topics()
+        await relay._close_clients()
+        await relay._ensure_clients()
+        await stage(sessions, after)
+        assert await relay.publish_batch() == 90  # three times as many per key as before
+        await relay._check_continuity()
+        assert relay.replayed_total == 120  # every retained event of the topic, again
+        assert await relay.publish_batch() == 120
+    finally:
+        await relay._close_clients()
+    seen = await read_topic(broker.bootstrap_servers, TOPIC, until=210)
+    assert {item["event_id"] for item in seen} >= {str(e.event_id) for e in before}
