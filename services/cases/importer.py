@@ -507,24 +507,6 @@ async def run_job(
     rejects file (row numbers and reasons, no values) lands beside the upload. The upload is
     deleted when the job ends, however it ends: it holds debtors' personal data in clear,
     which the database only keeps encrypted (and a data-subject erasure could not reach)."""
-    try:
-        await _import_file(
-            sessions, job_id=job_id, tenant=tenant, path=path, fmt=fmt, policy=policy, clock=clock
-        )
-    finally:
-        await asyncio.to_thread(path.unlink, missing_ok=True)
-
-
-async def _import_file(
-    sessions: async_sessionmaker[AsyncSession],
-    *,
-    job_id: uuid.UUID,
-    tenant: str,
-    path: Path,
-    fmt: str,
-    policy: service.Policy,
-    clock: Callable[[], datetime],
-) -> None:
     rejects_path = path.with_suffix(".rejects.csv")
     status, error = "done", None
     try:
@@ -541,6 +523,8 @@ async def _import_file(
         status, error = "failed", str(exc)
     except Exception as exc:  # the job row must say it failed, whatever happened
         status, error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
     async with sessions() as session, session.begin():
         await session.execute(
             sa.update(ImportJob)
