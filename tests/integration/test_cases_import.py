@@ -292,12 +292,22 @@ async def test_uploads_of_interrupted_jobs_are_deleted_at_startup(
         for job_id, status in ((cut_off, "running"), (finished, "done")):
             session.add(
                 ImportJob(
-                    id=job_id, tenant="default", filename="book.csv", format="csv",
-                    status=status, bytes_total=1, bytes_done=0, rows_read=0, rows_created=0,
-                    rows_updated=0, rows_unchanged=0, rows_rejected=0, rejects=[],
+                    id=job_id,
+                    tenant="default",
+                    filename="book.csv",
+                    format="csv",
+                    status=status,
+                    bytes_total=1,
+                    bytes_done=0,
+                    rows_read=0,
+                    rows_created=0,
+                    rows_updated=0,
+                    rows_unchanged=0,
+                    rows_rejected=0,
+                    rejects=[],
                     created_at=clock(),
                 )
-            )  # fmt: skip
+            )
     async with cases_app.state.runtime.sessions() as session, session.begin():
         await importer.fail_interrupted(session, now=clock(), folder=folder)
         statuses = {

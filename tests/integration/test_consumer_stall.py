@@ -34,9 +34,13 @@ async def publish(broker: EmbeddedBroker, count: int) -> None:
     try:
         for n in range(count):
             envelope = Envelope(
-                type="test.counted", version=1, producer="test", key="k", correlation_id="c",
+                type="test.counted",
+                version=1,
+                producer="test",
+                key="k",
+                correlation_id="c",
                 payload={"n": n},
-            )  # fmt: skip
+            )
             await producer.send_and_wait(TOPIC, envelope.model_dump_json().encode(), key=b"k")
     finally:
         await producer.stop()
