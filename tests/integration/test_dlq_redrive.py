@@ -3,8 +3,6 @@ consumer that gave up processes it once; a consumer that had processed it skips 
 
 from __future__ import annotations
 
-import uuid
-
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -27,8 +25,7 @@ async def _read(
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=broker.bootstrap_servers,
-        group_id=f"reader-{uuid.uuid4()}",
-        auto_offset_reset="earliest",
+        auto_offset_reset="earliest",  # no group: nothing to join
         enable_auto_commit=False,
     )
     await consumer.start()
