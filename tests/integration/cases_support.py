@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from services.cases.app import create_app
 from services.cases.settings import CasesSettings
 from tests.auth_support import headers as auth_headers
-from tests.conftest import DatabaseFactory
-from tests.helpers import count_rows, migrate_service
+from tests.conftest import MigratedDatabaseFactory
+from tests.helpers import count_rows
 
 
 class Clock:
@@ -61,9 +61,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def cases_db(make_database: DatabaseFactory) -> str:
+def cases_db(migrated_database: MigratedDatabaseFactory) -> str:
     """A migrated cases database (migrations run outside the event loop)."""
-    return migrate_service("cases", make_database("cases"))
+    return migrated_database("cases")
 
 
 @pytest.fixture

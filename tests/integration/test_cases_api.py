@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from services.cases.app import create_app
 from services.cases.settings import CasesSettings
 from tests.auth_support import headers as auth_headers
-from tests.conftest import DatabaseFactory
-from tests.helpers import count_rows, migrate_service
+from tests.conftest import MigratedDatabaseFactory
+from tests.helpers import count_rows
 
 
 def case_body(**overrides: Any) -> dict[str, Any]:
@@ -39,8 +39,8 @@ def case_body(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def cases_url(make_database: DatabaseFactory) -> str:
-    return migrate_service("cases", make_database("cases"))
+def cases_url(migrated_database: MigratedDatabaseFactory) -> str:
+    return migrated_database("cases")
 
 
 @pytest.fixture

@@ -28,8 +28,7 @@ from shared.contracts import (
     EventPayload,
     build_envelope,
 )
-from tests.conftest import DatabaseFactory
-from tests.helpers import migrate_service
+from tests.conftest import MigratedDatabaseFactory
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 OPENED = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
@@ -132,10 +131,10 @@ def records(events: Sequence[tuple[str, Envelope]]) -> list[ConsumerRecord[bytes
 
 
 @pytest.fixture
-def urls(make_database: DatabaseFactory) -> tuple[str, str]:
+def urls(migrated_database: MigratedDatabaseFactory) -> tuple[str, str]:
     return (
-        migrate_service("compliance", make_database("batched")),
-        migrate_service("compliance", make_database("single")),
+        migrated_database("compliance", "batched"),
+        migrated_database("compliance", "single"),
     )
 
 

@@ -40,8 +40,8 @@ from shared.contracts import (
 )
 from shared.messaging import outbox
 from tests.auth_support import headers as auth_headers
-from tests.conftest import DatabaseFactory
-from tests.helpers import count_rows, migrate_service
+from tests.conftest import MigratedDatabaseFactory
+from tests.helpers import count_rows
 from tests.integration.test_message_processor import record
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -53,8 +53,8 @@ def local(hour: int, minute: int = 0, day: date = DAY) -> datetime:
 
 
 @pytest.fixture
-def url(make_database: DatabaseFactory) -> str:
-    return migrate_service("compliance", make_database("compliance"))
+def url(migrated_database: MigratedDatabaseFactory) -> str:
+    return migrated_database("compliance")
 
 
 @pytest.fixture

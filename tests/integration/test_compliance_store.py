@@ -15,13 +15,12 @@ from services.compliance.app import create_app
 from services.compliance.settings import ComplianceSettings
 from shared.contracts import Envelope, utc_now
 from tests.auth_support import headers as auth_headers
-from tests.conftest import DatabaseFactory
-from tests.helpers import migrate_service
+from tests.conftest import MigratedDatabaseFactory
 
 
 @pytest.fixture
-def url(make_database: DatabaseFactory) -> str:
-    return migrate_service("compliance", make_database("compliance"))
+def url(migrated_database: MigratedDatabaseFactory) -> str:
+    return migrated_database("compliance")
 
 
 @pytest.fixture
@@ -337,7 +336,7 @@ async def test_append_events_dedupes_within_a_batch_and_against_the_log(
 
 
 async def test_append_events_stores_exactly_what_append_event_stores(
-    app: FastAPI, make_database: DatabaseFactory
+    app: FastAPI, migrated_database: MigratedDatabaseFactory
 ) -> None:
     """The same events at the same instant, one by one on one log and in batches of three on
     another: every stored byte of entries, nodes and head is the same, and each body is the
@@ -370,9 +369,8 @@ async def test_append_events_stores_exactly_what_append_event_stores(
             await service.append_event(
                 session, topic="cases.events", envelope=e, now=now, pii_key=b"key"
             )
-    # Both create the database with asyncio.run: not on this test's loop.
-    database = await asyncio.to_thread(make_database, "compliance_batch")
-    other_url = await asyncio.to_thread(migrate_service, "compliance", database)
+    # It creates the database with asyncio.run: not on this test's loop.
+    other_url = await asyncio.to_thread(migrated_database, "compliance", "compliance_batch")
     other = create_engine(other_url)
     try:
         for at in range(0, 10, 3):

@@ -33,8 +33,7 @@ from shared.contracts.events import ApiKeyCreated, ModelActivated
 from shared.contracts.topics import ADMIN_EVENTS, CASES_EVENTS, SCORING_EVENTS
 from shared.messaging import outbox
 from tests.auth_support import headers as auth_headers
-from tests.conftest import DatabaseFactory
-from tests.helpers import migrate_service
+from tests.conftest import MigratedDatabaseFactory
 from tests.integration.test_compliance_oversight import Feed, local, opened, outcome
 from tests.integration.test_message_processor import record
 
@@ -43,8 +42,8 @@ TODAY = local(12, 0, date(2026, 3, 10))
 
 
 @pytest.fixture
-def url(make_database: DatabaseFactory) -> str:
-    return migrate_service("compliance", make_database("compliance"))
+def url(migrated_database: MigratedDatabaseFactory) -> str:
+    return migrated_database("compliance")
 
 
 @pytest.fixture

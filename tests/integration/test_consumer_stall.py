@@ -20,8 +20,7 @@ from shared.bus import ANY_EVENT, EventConsumer, Received
 from shared.contracts import Envelope
 from shared.db import session_factory
 from shared.settings import ServiceSettings
-from tests.conftest import DatabaseFactory
-from tests.helpers import migrate_service
+from tests.conftest import MigratedDatabaseFactory
 
 TOPIC = "cases.events"
 MESSAGES = 6
@@ -47,8 +46,8 @@ async def publish(broker: EmbeddedBroker, count: int) -> None:
 
 
 @pytest.fixture
-def db_url(make_database: DatabaseFactory) -> str:
-    return migrate_service("scoring", make_database("scoring"))
+def db_url(migrated_database: MigratedDatabaseFactory) -> str:
+    return migrated_database("scoring")
 
 
 async def test_a_slow_member_is_not_taken_for_a_stalled_one(

@@ -21,16 +21,16 @@ from services.contact.settings import ContactSettings
 from shared.contracts import CaseOpened, CaseScored, RiskTier, build_envelope
 from shared.messaging import outbox
 from tests.auth_support import headers as auth_headers
-from tests.conftest import DatabaseFactory
-from tests.helpers import count_rows, migrate_service
+from tests.conftest import MigratedDatabaseFactory
+from tests.helpers import count_rows
 
 # 23:30 in Shanghai: the first lawful slot is 08:00 the next morning.
 LATE_EVENING = datetime(2026, 3, 4, 15, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def url(make_database: DatabaseFactory) -> str:
-    return migrate_service("contact", make_database("contact"))
+def url(migrated_database: MigratedDatabaseFactory) -> str:
+    return migrated_database("contact")
 
 
 @pytest.fixture

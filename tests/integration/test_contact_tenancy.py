@@ -37,8 +37,8 @@ from shared.contracts import (
 )
 from shared.messaging import inbox, outbox
 from tests.auth_support import headers as auth_headers
-from tests.conftest import DatabaseFactory
-from tests.helpers import count_rows, migrate_service
+from tests.conftest import MigratedDatabaseFactory
+from tests.helpers import count_rows
 from tests.integration.test_contact_planning import LATE_EVENING, events
 from tests.integration.test_message_processor import record
 
@@ -53,8 +53,8 @@ LUNCH_POLICY = {
 
 
 @pytest.fixture
-def url(make_database: DatabaseFactory) -> str:
-    return migrate_service("contact", make_database("contact"))  # outside the event loop
+def url(migrated_database: MigratedDatabaseFactory) -> str:
+    return migrated_database("contact")  # outside the event loop
 
 
 @pytest.fixture

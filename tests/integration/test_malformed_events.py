@@ -25,8 +25,7 @@ from services.scoring.settings import ScoringSettings
 from shared.bus import MessageProcessor
 from shared.contracts.events import REGISTRY
 from shared.messaging import outbox
-from tests.conftest import DatabaseFactory
-from tests.helpers import migrate_service
+from tests.conftest import MigratedDatabaseFactory
 
 FACTORIES: dict[str, Callable[[str], FastAPI]] = {
     "cases": lambda url: cases_app(CasesSettings(database_url=url, enable_bus=False)),
@@ -39,9 +38,11 @@ FACTORIES: dict[str, Callable[[str], FastAPI]] = {
 
 
 @pytest.fixture(params=sorted(FACTORIES))
-def service_db(request: pytest.FixtureRequest, make_database: DatabaseFactory) -> tuple[str, str]:
+def service_db(
+    request: pytest.FixtureRequest, migrated_database: MigratedDatabaseFactory
+) -> tuple[str, str]:
     name = str(request.param)
-    return name, migrate_service(name, make_database(name))
+    return name, migrated_database(name)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from shared.bus import Delivery, MessageProcessor, Received
 from shared.contracts import CaseOpened, Envelope, build_envelope, utc_now
 from shared.messaging import inbox, outbox
 from shared.outbox import enqueue_event
-from tests.conftest import DatabaseFactory
-from tests.helpers import count_rows, migrate_service
+from tests.conftest import MigratedDatabaseFactory
+from tests.helpers import count_rows
 
 
 def case_opened_envelope(version: int = 1) -> Envelope:
@@ -67,9 +67,9 @@ def record(value: bytes, offset: int = 0, key: bytes | None = b"k") -> ConsumerR
 
 
 @pytest.fixture
-def db_url(make_database: DatabaseFactory) -> str:
+def db_url(migrated_database: MigratedDatabaseFactory) -> str:
     # Any service database has the messaging tables; scoring's is the smallest.
-    return migrate_service("scoring", make_database("scoring"))
+    return migrated_database("scoring")
 
 
 class Recorder:

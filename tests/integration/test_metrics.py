@@ -32,8 +32,8 @@ from shared.contracts import build_envelope
 from shared.messaging import outbox
 from shared.metrics import record_contact_decision
 from tests.auth_support import headers as auth_headers
-from tests.conftest import DatabaseFactory
-from tests.helpers import count_rows, migrate_service
+from tests.conftest import MigratedDatabaseFactory
+from tests.helpers import count_rows
 from tests.integration.test_contact_planning import LATE_EVENING, events
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -61,8 +61,8 @@ async def scrape(client: httpx.AsyncClient) -> Samples:
 
 
 @pytest.fixture
-def contact_url(make_database: DatabaseFactory) -> str:
-    return migrate_service("contact", make_database("contact"))
+def contact_url(migrated_database: MigratedDatabaseFactory) -> str:
+    return migrated_database("contact")
 
 
 @pytest.fixture
@@ -340,11 +340,11 @@ def build(name: str, url: str, tmp: Path) -> FastAPI:
 
 @pytest.fixture(params=["cases", "scoring", "contact", "compliance"])
 def service_app(
-    request: pytest.FixtureRequest, make_database: DatabaseFactory, tmp_path: Path
+    request: pytest.FixtureRequest, migrated_database: MigratedDatabaseFactory, tmp_path: Path
 ) -> tuple[str, FastAPI]:
     # Migrations run here, outside the event loop.
     name = str(request.param)
-    return name, build(name, migrate_service(name, make_database(name)), tmp_path)
+    return name, build(name, migrated_database(name), tmp_path)
 
 
 async def test_every_service_serves_metrics(service_app: tuple[str, FastAPI]) -> None:

@@ -19,16 +19,16 @@ from shared.contracts import Envelope
 from shared.db import session_factory
 from shared.outbox import OutboxRelay, enqueue_event
 from shared.settings import ServiceSettings
-from tests.conftest import DatabaseFactory
-from tests.helpers import count_rows, migrate_service
+from tests.conftest import MigratedDatabaseFactory
+from tests.helpers import count_rows
 from tests.kafka_helpers import read_topic
 
 TOPIC = "cases.events"
 
 
 @pytest.fixture
-def db_url(make_database: DatabaseFactory) -> str:
-    return migrate_service("cases", make_database("cases"))
+def db_url(migrated_database: MigratedDatabaseFactory) -> str:
+    return migrated_database("cases")
 
 
 @pytest.fixture

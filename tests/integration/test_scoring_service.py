@@ -22,8 +22,7 @@ from services.scoring.training import train_scorecard
 from shared.contracts import CaseOpened, CollateralType, utc_now
 from shared.messaging import outbox
 from tests.auth_support import headers as auth_headers
-from tests.conftest import DatabaseFactory
-from tests.helpers import migrate_service
+from tests.conftest import MigratedDatabaseFactory
 from tests.unit.test_scorecard import synthetic
 
 
@@ -42,8 +41,8 @@ def models() -> tuple[Scorecard, Scorecard]:
 
 
 @pytest.fixture
-def url(make_database: DatabaseFactory) -> str:
-    return migrate_service("scoring", make_database("scoring"))
+def url(migrated_database: MigratedDatabaseFactory) -> str:
+    return migrated_database("scoring")
 
 
 @pytest.fixture
