@@ -168,6 +168,8 @@ class ObservedContact(Base):
     channel: Mapped[str] = mapped_column(sa.String(16))
     result: Mapped[str | None] = mapped_column(sa.String(32))
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    # A planned contact: when contact scheduled it (`occurred_at` is the moment planned for).
+    scheduled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     agency: Mapped[str | None] = mapped_column(sa.String(100))
     automated: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     # Who worked the case when compliance saw the contact (QA samples per team, reports name

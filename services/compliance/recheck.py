@@ -4,7 +4,10 @@ compliance learned from the events alone (never from contact's own decision). Pu
 A contact that happened (a dialer's outcome) is checked against everything: hours in every
 candidate zone, holds, opt-outs, consent for agencies and third parties, caps counted over
 the contacts compliance itself saw, and the minimum gap. A contact that was only planned is
-checked for what must already hold when it is scheduled: hours, holds, opt-outs, consent.
+checked for what must already hold when it is scheduled: the holds, opt-outs and consents
+known when contact scheduled it, and the hours at the moment it is planned for. (A plan
+withdrawn because of an opt-out or hold that came after it was lawful; if the dialer makes the
+call anyway, that outcome is the violation.)
 """
 
 from __future__ import annotations
@@ -53,6 +56,14 @@ class Contact:
     at: datetime
     result: OutcomeResult | None = None
     agency: str | None = None
+    scheduled_at: datetime | None = None  # planned: when it was scheduled (None: at `at`)
+
+    @property
+    def judged_at(self) -> datetime:
+        """The moment whose holds, opt-outs, consents and policy the contact is judged by."""
+        if self.planned and self.scheduled_at is not None:
+            return min(self.scheduled_at, self.at)
+        return self.at
 
     def as_attempt(self) -> Attempt:
         """This contact as part of a later contact's history."""
@@ -126,7 +137,7 @@ def recheck(contact: Contact, situation: Situation) -> list[Finding]:
             if not c.planned and c.at < contact.at and c.subject != contact.subject
         )
     state = DebtorState(
-        holds=_known_holds(situation.holds, contact.at),
+        holds=_known_holds(situation.holds, contact.judged_at),
         opted_out=opted_out,
         no_workplace="workplace" in situation.opted_out,
         consents=situation.consents,

@@ -1260,6 +1260,7 @@ async def _observe_planned(
         agency=None,
         automated=False,
         seq=seq,
+        scheduled_at=envelope.occurred_at,
     )
 
 
@@ -1277,6 +1278,7 @@ async def _keep_contact(
     agency: str | None,
     automated: bool,
     seq: int,
+    scheduled_at: datetime | None = None,
 ) -> list[ObservedContact]:
     if await session.get(ObservedContact, subject) is not None:
         return []
@@ -1290,6 +1292,7 @@ async def _keep_contact(
         channel=channel,
         result=result,
         occurred_at=occurred_at,
+        scheduled_at=scheduled_at,
         agency=agency,
         automated=automated,
         team_id=case.team_id if case else None,
@@ -1455,6 +1458,7 @@ def _as_contact(row: ObservedContact, debtor_id: str) -> recheck.Contact:
         at=row.occurred_at,
         result=OutcomeResult(row.result) if row.result else None,
         agency=row.agency,
+        scheduled_at=row.scheduled_at,
     )
 
 
@@ -1469,14 +1473,15 @@ async def _recheck_contact(
     case = await _known_case(session, tenant=contact.tenant, case_id=contact.case_id)
     if case is None:
         return 0  # judged when the case arrives (without its zone, hours cannot be checked)
+    judged = _as_contact(contact, str(case.debtor_id))
     known = await _known_at(
         session,
         case=case,
-        at=contact.occurred_at,
+        at=judged.judged_at,
         subject=contact.subject,
         default_packs=config.default_packs,
     )
-    findings = recheck.recheck(_as_contact(contact, str(case.debtor_id)), known.situation)
+    findings = recheck.recheck(judged, known.situation)
     contact.checked_at = now
     found = 0
     for finding in findings:

@@ -312,6 +312,70 @@ async def test_a_planned_attempt_outside_hours_is_flagged(
     assert (found["rule_id"], found["subject"]) == ("CN-HOURS", f"planned:{planned.attempt_id}")
 
 
+async def test_a_plan_withdrawn_after_an_opt_out_or_a_hold_is_no_violation_but_a_call_is(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Contact schedules a letter at 22:10 for 08:00 the next morning; at 22:11 the debtor opts
+    out of letters and a dispute hold is placed (contact withdraws the plan). The plan was
+    lawful when it was made. A letter sent at 08:00 anyway is the violation."""
+    feed = Feed(app)
+    case = opened()
+    await feed.send(case, key=case.case_id)
+    scheduled, morning = local(22, 10), local(8, 0, DAY + timedelta(days=1))
+    plan = ContactPlanned(
+        attempt_id=uuid.uuid4(),
+        case_id=case.case_id,
+        debtor_id=case.debtor_id,
+        channel="letter",
+        template="t",
+        stage="late",
+        planned_at=morning,
+        local_planned_at=morning.astimezone(SHANGHAI).isoformat(),
+        time_zone="Asia/Shanghai",
+        window_rule_id="CN-HOURS",
+        priority=1.0,
+    )
+    changed = DebtorPreferencesChanged(
+        debtor_id=case.debtor_id,
+        opted_out_channels=["letter"],
+        consents=[],
+        changed_by="crm",
+        reason="asked",
+        changed_at=local(22, 11),
+    )
+    dispute = HoldPlaced(
+        hold_id=uuid.uuid4(),
+        case_id=case.case_id,
+        debtor_id=case.debtor_id,
+        kind=HoldKind.DISPUTE,
+        reason="not my debt",
+        placed_by="agent",
+        starts_at=local(22, 11),
+    )
+    # Either order of arrival: the opt-out and the hold re-judge the plan when they come later.
+    await feed.send(changed, key=case.case_id, at=local(22, 11))
+    await feed.send(plan, key=case.case_id, at=scheduled)
+    await feed.send(dispute, key=case.case_id, at=local(22, 11))
+    assert await violations(client, case) == []
+
+    sent = outcome(case, morning, channel="letter", result=OutcomeResult.NO_ANSWER)
+    await feed.send(sent, key=case.case_id, at=morning)
+    found = {(v["rule_id"], v["subject"]) for v in await violations(client, case)}
+    assert found == {
+        ("OPT-OUT", f"outcome:{sent.outcome_id}"),
+        ("HOLD-DISPUTE", f"outcome:{sent.outcome_id}"),
+    }
+
+    # Scheduled after the opt-out, the same plan is one.
+    late = plan.model_copy(update={"attempt_id": uuid.uuid4()})
+    await feed.send(late, key=case.case_id, at=local(22, 12))
+    assert {
+        v["rule_id"]
+        for v in await violations(client, case)
+        if v["subject"] == f"planned:{late.attempt_id}"
+    } == {"OPT-OUT", "HOLD-DISPUTE"}
+
+
 async def test_complaints_hold_run_clocks_and_find_campaigns(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
