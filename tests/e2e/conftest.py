@@ -39,7 +39,7 @@ def gmsc_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+    scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, gmsc_model: Path
