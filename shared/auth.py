@@ -39,6 +39,7 @@ class Scope(StrEnum):
 
     CASES_READ = "cases:read"
     CASES_WRITE = "cases:write"
+    CASES_REACH = "cases:reach"
     PAYMENTS_WRITE = "payments:write"
     QUEUE_WORK = "queue:work"
     TEAMS_ADMIN = "teams:admin"
@@ -86,8 +87,16 @@ KIND_SCOPES: dict[ClientKind, frozenset[Scope]] = {
         }
     ),
     # Asks before each contact, pulls its worklist, reports outcomes and transcripts.
+    # The numbers and addresses come from cases, one case at a time (`cases:reach`): no event
+    # carries them.
     ClientKind.DIALER: frozenset(
-        {S.CONTACT_DECIDE, S.CONTACT_WORKLIST, S.CONTACT_OUTCOMES, S.TRANSCRIPTS_WRITE}
+        {
+            S.CASES_REACH,
+            S.CONTACT_DECIDE,
+            S.CONTACT_WORKLIST,
+            S.CONTACT_OUTCOMES,
+            S.TRANSCRIPTS_WRITE,
+        }
     ),
     # Works a queue; case reads and writes are limited to the cases assigned to the collector.
     ClientKind.COLLECTOR: frozenset(

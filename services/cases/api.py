@@ -51,6 +51,8 @@ from services.cases.schemas import (
     PromiseOut,
     QueueIn,
     QueueOut,
+    Reach,
+    ReachChannel,
     RecallIn,
     StageChange,
     TeamIn,
@@ -66,6 +68,7 @@ from shared.runtime import unit_of_work
 router = APIRouter(prefix="/v1", responses=AUTH_RESPONSES)
 
 Reader = Annotated[Principal, requires(Scope.CASES_READ)]
+Reacher = Annotated[Principal, requires(Scope.CASES_REACH)]
 Writer = Annotated[Principal, requires(Scope.CASES_WRITE)]
 PaymentTaker = Annotated[Principal, requires(Scope.PAYMENTS_WRITE)]
 TeamsAdmin = Annotated[Principal, requires(Scope.TEAMS_ADMIN)]
@@ -248,6 +251,26 @@ async def get_case(
     ctx = context(request, principal)
     async with unit_of_work(request) as session:
         return await service.get_case(session, case_id=case_id, ctx=ctx, as_of=_as_of(as_of))
+
+
+@router.get(
+    "/cases/{case_id}/reach",
+    response_model=Reach,
+    tags=["dialers"],
+    summary="Where a dialer may reach the case's debtor on a channel (clear numbers)",
+    responses=problem_responses(404),
+)
+async def get_reach(
+    case_id: uuid.UUID,
+    request: Request,
+    principal: Reacher,
+    channel: Annotated[ReachChannel, Query(description="The channel about to be used.")],
+) -> Reach:
+    """No event carries a debtor's number or address: a dialer asks here, one case at a
+    time, right before the contact it planned."""
+    ctx = context(request, principal)
+    async with unit_of_work(request) as session:
+        return await service.reach(session, case_id=case_id, channel=channel, ctx=ctx)
 
 
 @router.get(

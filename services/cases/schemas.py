@@ -244,6 +244,22 @@ class Assignment(BaseModel):
     locked_until: datetime | None = None
 
 
+ReachChannel = Literal["call", "sms", "email"]
+
+
+class Reach(BaseModel):
+    """Where a case's debtor may be reached on one channel: clear numbers or addresses, for
+    the dialer about to make that contact (scope `cases:reach`)."""
+
+    case_id: uuid.UUID
+    channel: ReachChannel
+    contact_points: list[ContactPoint] = Field(
+        description="Of the channel's kind and not opted out of, those the debtor consented to "
+        "first. Empty when the debtor opted out of the channel, the case is not open or the "
+        "debtor's personal data was erased."
+    )
+
+
 class CaseOut(BaseModel):
     """A case as the system of record holds it."""
 

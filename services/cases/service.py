@@ -47,6 +47,7 @@ from services.cases.schemas import (
     CasePage,
     CollectorIn,
     CollectorOut,
+    ContactPoint,
     DailyRunOut,
     DebtorOut,
     HoldCreate,
@@ -61,6 +62,8 @@ from services.cases.schemas import (
     QueueCriteria,
     QueueIn,
     QueueOut,
+    Reach,
+    ReachChannel,
     TeamIn,
     TeamOut,
     Timeline,
@@ -270,6 +273,28 @@ async def _load_open(
     if case.status != "open":
         raise CaseClosedError(f"case {case_id} is closed ({case.closure}); nothing more can change")
     return case, debtor
+
+
+async def reach(
+    session: AsyncSession, *, case_id: uuid.UUID, channel: ReachChannel, ctx: Context
+) -> Reach:
+    """Where the case's debtor may be reached on `channel`: the phone numbers (call, SMS) or
+    e-mail addresses not opted out of, consented ones first; none on a channel the debtor opted
+    out of, for a case that is not open, or once the debtor's data was erased. Work numbers
+    are left out when the debtor said not at work."""
+    case, debtor = await _load(session, case_id, ctx=ctx, for_update=False)
+    opted_out = set(debtor.opted_out_channels or ())
+    if case.status != "open" or channel in opted_out or debtor.erased_at is not None:
+        return Reach(case_id=case_id, channel=channel, contact_points=[])
+    kind = "email" if channel == "email" else "phone"
+    known = [ContactPoint.model_validate(p) for p in debtor.contact_points or ()]
+    points = [p for p in known if p.kind == kind and not p.opted_out]
+    if kind == "phone" and debtor.phone and all(p.value != debtor.phone for p in known):
+        points.append(ContactPoint(kind="phone", value=debtor.phone, type="other"))
+    if "workplace" in opted_out:
+        points = [p for p in points if p.type != "work"]
+    points.sort(key=lambda p: not p.consent)
+    return Reach(case_id=case_id, channel=channel, contact_points=points)
 
 
 async def get_case(

@@ -87,7 +87,11 @@ async def test_a_librdkafka_dialer_reads_plans_and_reports_outcomes(stack: Local
                 f"{stack.url('cases')}/v1/cases",
                 json={
                     "account_id": f"FD-{uuid.uuid4().hex[:10]}",
-                    "debtor": {"name": f"D{i}", "time_zone": "Asia/Shanghai"},
+                    "debtor": {
+                        "name": f"D{i}",
+                        "time_zone": "Asia/Shanghai",
+                        "phone": f"+86139{i:08d}",
+                    },
                     "product": "card",
                     "currency": "CNY",
                     "principal": "900",
@@ -100,6 +104,17 @@ async def test_a_librdkafka_dialer_reads_plans_and_reports_outcomes(stack: Local
             dialer_consume, stack.broker.bootstrap_servers, set(case_ids), 60.0
         )
         assert set(planned) == set(case_ids)
+        # The plan names no number; the dialer asks cases for it, with its own kind of key.
+        assert "+86139" not in json.dumps(planned)
+        dialer = auth_headers(kind="dialer")
+        for i, cid in enumerate(case_ids):
+            reach = await client.get(
+                f"{stack.url('cases')}/v1/cases/{cid}/reach",
+                params={"channel": "call"},
+                headers=dialer,
+            )
+            assert reach.status_code == 200, reach.text
+            assert [p["value"] for p in reach.json()["contact_points"]] == [f"+86139{i:08d}"]
 
         def outcome(payload: dict[str, Any]) -> dict[str, Any]:
             return {

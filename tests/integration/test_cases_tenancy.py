@@ -277,6 +277,7 @@ ROUTES: list[tuple[str, str, Scope]] = [
     ("GET", "/v1/cases", Scope.CASES_READ),
     ("GET", "/v1/cases/{case_id}", Scope.CASES_READ),
     ("GET", "/v1/cases/{case_id}/timeline", Scope.CASES_READ),
+    ("GET", "/v1/cases/{case_id}/reach", Scope.CASES_REACH),
     ("POST", "/v1/cases/{case_id}/notes", Scope.CASES_WRITE),
     ("POST", "/v1/cases/{case_id}/stage", Scope.CASES_WRITE),
     ("POST", "/v1/cases/{case_id}/close", Scope.CASES_WRITE),
