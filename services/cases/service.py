@@ -287,7 +287,9 @@ async def reach(
     if case.status != "open" or channel in opted_out or debtor.erased_at is not None:
         return Reach(case_id=case_id, channel=channel, contact_points=[])
     kind = "email" if channel == "email" else "phone"
-    known = [ContactPoint.model_validate(p) for p in debtor.contact_points or ()]
+    # Stored as validated at intake; not validated again, so a rule tightened since cannot
+    # turn an old row into a 500 for the dialer.
+    known = [ContactPoint.model_construct(**p) for p in debtor.contact_points or ()]
     points = [p for p in known if p.kind == kind and not p.opted_out]
     if kind == "phone" and debtor.phone and all(p.value != debtor.phone for p in known):
         points.append(ContactPoint(kind="phone", value=debtor.phone, type="other"))
