@@ -50,11 +50,14 @@ def require_postgres() -> None:
     pytest.skip(problem)
 
 
-def _admin(sql: str) -> None:
+def _admin(sql: str, *, database: str | None = None) -> None:
+    """Run `sql` on the server's own database, or on `database`."""
     import asyncpg
 
+    dsn = PG_DSN if database is None else f"{PG_DSN.rsplit('/', 1)[0]}/{database}"
+
     async def run() -> None:
-        conn = await asyncpg.connect(PG_DSN, timeout=5)
+        conn = await asyncpg.connect(dsn, timeout=5)
         try:
             await conn.execute(sql)
         finally:
@@ -129,7 +132,7 @@ class PostgresPool:
     def give_back(self, service: str, name: str) -> None:
         """Empty the database and keep it, or drop it if it cannot be emptied."""
         try:
-            _admin_on(name, _EMPTY_ALL_TABLES)
+            _admin(_EMPTY_ALL_TABLES, database=name)
         except Exception:
             drop_pg_database(name)
             self.every.remove(name)
@@ -155,19 +158,6 @@ BEGIN
     END IF;
 END $$;
 """
-
-
-def _admin_on(database: str, sql: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(PG_DSN.rsplit("/", 1)[0] + f"/{database}", timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
 
 
 @pytest.fixture(scope="session")

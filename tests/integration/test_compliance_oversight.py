@@ -151,6 +151,34 @@ def outcome(
     )
 
 
+def planned(case: CaseOpened, at: datetime, *, channel: str = "call") -> ContactPlanned:
+    return ContactPlanned(
+        attempt_id=uuid.uuid4(),
+        case_id=case.case_id,
+        debtor_id=case.debtor_id,
+        channel=channel,
+        template="t",
+        stage="early",
+        planned_at=at,
+        local_planned_at=at.astimezone(SHANGHAI).isoformat(),
+        time_zone="Asia/Shanghai",
+        window_rule_id="CN-HOURS",
+        priority=1.0,
+    )
+
+
+def dispute(case: CaseOpened, starts_at: datetime) -> HoldPlaced:
+    return HoldPlaced(
+        hold_id=uuid.uuid4(),
+        case_id=case.case_id,
+        debtor_id=case.debtor_id,
+        kind=HoldKind.DISPUTE,
+        reason="not my debt",
+        placed_by="agent",
+        starts_at=starts_at,
+    )
+
+
 async def violations(client: httpx.AsyncClient, case: CaseOpened) -> list[dict[str, Any]]:
     response = await client.get("/v1/violations", params={"case_id": str(case.case_id)})
     assert response.status_code == 200, response.text
@@ -201,16 +229,7 @@ async def test_a_hold_arriving_late_still_judges_the_contact_but_a_backdated_one
     call = outcome(case, local(10))
     await feed.send(call, key=case.case_id)
     assert await violations(client, case) == []
-    dispute = HoldPlaced(
-        hold_id=uuid.uuid4(),
-        case_id=case.case_id,
-        debtor_id=case.debtor_id,
-        kind=HoldKind.DISPUTE,
-        reason="not my debt",
-        placed_by="agent",
-        starts_at=local(9, 30),
-    )
-    await feed.send(dispute, key=case.case_id, at=local(9, 30))
+    await feed.send(dispute(case, local(9, 30)), key=case.case_id, at=local(9, 30))
     found = await violations(client, case)
     assert [(v["rule_id"], v["severity"]) for v in found] == [("HOLD-DISPUTE", "critical")]
     [event] = await published(app, "violation.detected")
@@ -294,22 +313,10 @@ async def test_a_planned_attempt_outside_hours_is_flagged(
     feed = Feed(app)
     case = opened()
     await feed.send(case, key=case.case_id)
-    planned = ContactPlanned(
-        attempt_id=uuid.uuid4(),
-        case_id=case.case_id,
-        debtor_id=case.debtor_id,
-        channel="call",
-        template="t",
-        stage="early",
-        planned_at=local(22, 15),
-        local_planned_at=local(22, 15).astimezone(SHANGHAI).isoformat(),
-        time_zone="Asia/Shanghai",
-        window_rule_id="CN-HOURS",
-        priority=1.0,
-    )
-    await feed.send(planned, key=case.case_id)
+    late = planned(case, local(22, 15))
+    await feed.send(late, key=case.case_id)
     [found] = await violations(client, case)
-    assert (found["rule_id"], found["subject"]) == ("CN-HOURS", f"planned:{planned.attempt_id}")
+    assert (found["rule_id"], found["subject"]) == ("CN-HOURS", f"planned:{late.attempt_id}")
 
 
 async def test_a_plan_withdrawn_after_an_opt_out_or_a_hold_is_no_violation_but_a_call_is(
@@ -322,19 +329,7 @@ async def test_a_plan_withdrawn_after_an_opt_out_or_a_hold_is_no_violation_but_a
     case = opened()
     await feed.send(case, key=case.case_id)
     scheduled, morning = local(22, 10), local(8, 0, DAY + timedelta(days=1))
-    plan = ContactPlanned(
-        attempt_id=uuid.uuid4(),
-        case_id=case.case_id,
-        debtor_id=case.debtor_id,
-        channel="letter",
-        template="t",
-        stage="late",
-        planned_at=morning,
-        local_planned_at=morning.astimezone(SHANGHAI).isoformat(),
-        time_zone="Asia/Shanghai",
-        window_rule_id="CN-HOURS",
-        priority=1.0,
-    )
+    plan = planned(case, morning, channel="letter")
     changed = DebtorPreferencesChanged(
         debtor_id=case.debtor_id,
         opted_out_channels=["letter"],
@@ -343,19 +338,10 @@ async def test_a_plan_withdrawn_after_an_opt_out_or_a_hold_is_no_violation_but_a
         reason="asked",
         changed_at=local(22, 11),
     )
-    dispute = HoldPlaced(
-        hold_id=uuid.uuid4(),
-        case_id=case.case_id,
-        debtor_id=case.debtor_id,
-        kind=HoldKind.DISPUTE,
-        reason="not my debt",
-        placed_by="agent",
-        starts_at=local(22, 11),
-    )
     # Either order of arrival: the opt-out and the hold re-judge the plan when they come later.
     await feed.send(changed, key=case.case_id, at=local(22, 11))
     await feed.send(plan, key=case.case_id, at=scheduled)
-    await feed.send(dispute, key=case.case_id, at=local(22, 11))
+    await feed.send(dispute(case, local(22, 11)), key=case.case_id, at=local(22, 11))
     assert await violations(client, case) == []
 
     sent = outcome(case, morning, channel="letter", result=OutcomeResult.NO_ANSWER)
