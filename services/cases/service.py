@@ -292,7 +292,7 @@ async def reach(
     known = [ContactPoint.model_construct(**p) for p in debtor.contact_points or ()]
     points = [p for p in known if p.kind == kind and not p.opted_out]
     if kind == "phone" and debtor.phone and all(p.value != debtor.phone for p in known):
-        points.append(ContactPoint(kind="phone", value=debtor.phone, type="other"))
+        points.append(ContactPoint.model_construct(kind="phone", value=debtor.phone, type="other"))
     if "workplace" in opted_out:
         points = [p for p in points if p.type != "work"]
     points.sort(key=lambda p: not p.consent)
