@@ -166,6 +166,8 @@ class _Pending:
     envelope: Envelope
     now: datetime
     pii_key: bytes
+    #: str(envelope.event_id), written once: formatting a UUID is not free at 10,000s a second.
+    event_id: str
 
 
 #: Event ids per `IN (...)` of the dedupe query, far below SQLite's and asyncpg's bind limits.
@@ -191,7 +193,7 @@ async def append_event(
     prepared = _prepared_row(session, str(envelope.event_id))
     if prepared is not _NOT_PREPARED:
         return AuditEntry(**prepared) if prepared is not None else None
-    items = [_Pending(topic, envelope, now, pii_key)]
+    items = [_Pending(topic, envelope, now, pii_key, str(envelope.event_id))]
     stored = await _stored_among(session, items)
     (row,) = await session.run_sync(_append_rows, items, write_now=False, stored=stored)
     return AuditEntry(**row) if row is not None else None
@@ -211,7 +213,9 @@ async def append_events(
     locked once per transaction and kept in the session (written when it flushes). The rows
     are written before this returns, in the caller's transaction or savepoint: a rollback of
     either undoes them and makes the session forget them, so a retry appends again."""
-    pending = [_Pending(topic, envelope, now, pii_key) for topic, envelope in items]
+    pending = [
+        _Pending(topic, envelope, now, pii_key, str(envelope.event_id)) for topic, envelope in items
+    ]
     stored = await _stored_among(session, pending)
     rows = await session.run_sync(_append_rows, pending, write_now=True, stored=stored)
     return [row["seq"] if row is not None else None for row in rows]
@@ -229,7 +233,9 @@ async def prepare_appends(
     event's entry from `append_event` without a query. What is prepared is used only while
     the transaction or savepoint it was appended in is active: after a rollback of that
     transaction, `append_event` appends again, as if nothing had been prepared."""
-    pending = [_Pending(topic, envelope, now, pii_key) for topic, envelope in items]
+    pending = [
+        _Pending(topic, envelope, now, pii_key, str(envelope.event_id)) for topic, envelope in items
+    ]
     stored = await _stored_among(session, pending)
     rows = await session.run_sync(_append_rows, pending, write_now=True, stored=stored)
     sync = session.sync_session
@@ -239,7 +245,7 @@ async def prepare_appends(
     for item, row in zip(pending, rows, strict=True):
         # A second copy of an event id in the batch is absent here: its handler call finds
         # the id appended in this transaction (a duplicate) the usual way.
-        prepared.setdefault(str(item.envelope.event_id), row)
+        prepared.setdefault(item.event_id, row)
     session.info[_PREPARED] = (transaction, prepared)
 
 
@@ -268,7 +274,7 @@ async def _stored_among(session: AsyncSession, items: Sequence[_Pending]) -> set
     instead of failing the unique constraint). Ids appended in this transaction are skipped
     by `_append_rows` without asking."""
     seen: set[str] = session.info.get(_APPENDED, set())
-    candidates = dict.fromkeys(str(item.envelope.event_id) for item in items)
+    candidates = dict.fromkeys(item.event_id for item in items)
     event_ids = [event_id for event_id in candidates if event_id not in seen]
     if not event_ids:
         return set()
@@ -316,7 +322,7 @@ def _append_rows(
     seen: set[str] = session.info.setdefault(_APPENDED, set())
     first_of: dict[str, int] = {}
     for index, item in enumerate(items):
-        event_id = str(item.envelope.event_id)
+        event_id = item.event_id
         if event_id not in seen and event_id not in first_of:
             first_of[event_id] = index
     if not first_of:
@@ -347,7 +353,7 @@ def _append_rows(
         entry_hash = domain.chain_hash(prev_hash=prev_hash, entry=body)
         row = {
             "seq": seq,
-            "event_id": str(item.envelope.event_id),
+            "event_id": item.event_id,
             "topic": item.topic,
             "event_type": item.envelope.type,
             "case_key": item.envelope.key,
@@ -367,7 +373,11 @@ def _append_rows(
     )
     entries, node_rows = session.info.setdefault(_PENDING, ([], []))
     entries.extend(rows)
-    node_rows.extend({"level": lv, "idx": i, "hash": value} for lv, i, value in nodes)
+    node_rows.extend(
+        {"level": lv, "idx": i, "hash": value}
+        for lv, i, value in nodes
+        if lv >= LOWEST_STORED_LEVEL
+    )
     if write_now:
         _write_pending(session)
     head.seq = rows[-1]["seq"]
@@ -484,7 +494,7 @@ def _frontier_nodes(session: Session, size: int) -> list[bytes]:
     cache: dict[tuple[int, int], bytes] = session.info.get(_NODES_WRITTEN, {})
     wanted = merkle.frontier(size)
     missing = {key for key in wanted if key not in cache}
-    known = {**cache, **_stored_nodes(session, missing)} if missing else cache
+    known = {**cache, **_tree_nodes(session, missing)} if missing else cache
     return [known[key] for key in wanted]
 
 
@@ -493,7 +503,82 @@ async def _read_nodes(
 ) -> dict[tuple[int, int], bytes]:
     # Heads and proofs read after an autoflush (what this transaction appended is included).
     await session.flush()
-    return await session.run_sync(_stored_nodes, wanted)
+    return await session.run_sync(_tree_nodes, wanted)
+
+
+#: Perfect subtrees of fewer than 2**LOWEST_STORED_LEVEL leaves are not stored: a head or a
+#: proof recomputes the few it needs from the (at most 64) entries under them. Storing every
+#: node wrote two node rows per entry, which cost as much as the entries themselves; from
+#: level 6 up it is one row per 32 entries, and a proof reads at most two blocks of entries
+#: more (migration 0007 removed the lower rows of logs written before).
+LOWEST_STORED_LEVEL = 6
+
+
+def _tree_nodes(session: Session, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The tree nodes `wanted` (all of them, or MerkleNodesMissing): stored ones read, lower
+    ones recomputed from the entries under them."""
+    stored = {node for node in wanted if node[0] >= LOWEST_STORED_LEVEL}
+    return {**_stored_nodes(session, stored), **_derived_nodes(session, wanted - stored)}
+
+
+#: Leaf ranges per statement when recomputing low nodes (a bound on the statements compiled).
+_DERIVED_RANGES = 32
+
+
+def _derived_nodes(session: Session, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """Nodes below LOWEST_STORED_LEVEL, each the root of the leaves of the entries under it
+    (a purged entry carries its leaf hash). The entries are read once per block."""
+    if not wanted:
+        return {}
+    spans: list[list[int]] = []
+    for first, end in sorted((index << level, (index + 1) << level) for level, index in wanted):
+        if spans and first <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([first, end])
+    connection = session.connection()
+    leaves: dict[int, bytes] = {}
+    for at in range(0, len(spans), _DERIVED_RANGES):
+        chunk = spans[at : at + _DERIVED_RANGES]
+        compiled = _compiled(
+            ("leaf-ranges", len(chunk)), partial(_select_bodies, len(chunk)), connection.dialect
+        )
+        # Leaf index i is entry seq i + 1.
+        values = {
+            f"{bound}{i}": value
+            for i, (first, end) in enumerate(chunk)
+            for bound, value in (("first", first + 1), ("last", end))
+        }
+        params = _bind(compiled, [values[name] for name in _bind_names(compiled)])
+        rows = connection.exec_driver_sql(compiled.string, params).fetchall()
+        bodies = [bytes(body) for _, body in rows]
+        leaves.update(zip([seq - 1 for seq, _ in rows], domain.leaves_of(bodies), strict=True))
+    found: dict[tuple[int, int], bytes] = {}
+    for level, index in wanted:
+        under = [leaves.get(leaf) for leaf in range(index << level, (index + 1) << level)]
+        if None in under:
+            first = (index << level) + 1
+            raise MerkleNodesMissing(
+                f"the Merkle node (level {level}, index {index}) cannot be recomputed: entries "
+                f"{first}..{first + (1 << level) - 1} are not all in the log"
+            )
+        found[(level, index)] = merkle.root(cast(list[bytes], under))
+    return found
+
+
+def _select_bodies(count: int) -> sa.Select[tuple[int, bytes]]:
+    entries = _ENTRIES.c
+    return sa.select(entries.seq, entries.body).where(
+        sa.or_(
+            *(
+                entries.seq.between(
+                    sa.bindparam(f"first{i}", type_=entries.seq.type),
+                    sa.bindparam(f"last{i}", type_=entries.seq.type),
+                )
+                for i in range(count)
+            )
+        )
+    )
 
 
 def _stored_nodes(session: Session, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -670,9 +755,15 @@ async def _tree_problem(
     """(first entry concerned, problem) if the stored tree head or the latest checkpoint does
     not match the entries (the chain itself being intact), else (None, None). A stored node
     names the entries under it; a checkpoint names none (the chain was rewritten under it)."""
-    wanted = merkle.nodes_read(partial(_tree_root, size=size))
+    # The nodes below LOWEST_STORED_LEVEL are recomputed from the entries just verified.
+    wanted = {
+        node
+        for node in merkle.nodes_read(partial(_tree_root, size=size))
+        if node[0] >= LOWEST_STORED_LEVEL
+    }
+    await session.flush()
     try:
-        stored = await _read_nodes(session, wanted)
+        stored = await session.run_sync(_stored_nodes, wanted)
     except MerkleNodesMissing as exc:
         return 1, str(exc)
     for level, index in sorted(wanted, key=lambda node: node[1] << node[0]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -163,6 +164,38 @@ async def test_tree_head_and_proofs_verify_against_the_stored_log(
     assert (await client.get("/v1/audit/proof/1", params={"tree_size": 500})).status_code == 422
 
 
+async def test_heads_and_proofs_from_stored_and_recomputed_nodes_equal_the_whole_tree(
+    app: FastAPI,
+) -> None:
+    """Nodes below LOWEST_STORED_LEVEL come from the entries, the others from the table: every
+    head, inclusion path and consistency proof, across block edges and with appends that
+    start mid-block, equals the one computed from all the leaves (RFC 6962), and a purged
+    entry (its leaf hash kept) changes none of them."""
+    from services.compliance import domain, merkle
+
+    sizes = (1, 2, 63, 64, 65, 100, 127, 128, 129, 191, 192, 200, 256, 257, 300)
+    for first, end in itertools.pairwise((0, 1, 37, 64, 65, 129, 200, 257, 300)):
+        await append(app, [event(i) for i in range(first, end)])
+    purged = domain.purged_body((await stored_bodies(app))[69])
+    async with app.state.runtime.engine.begin() as conn:
+        await conn.execute(
+            sa.text("UPDATE audit_entries SET body = :b WHERE seq = 70"), {"b": purged}
+        )
+    leaves = domain.leaves_of(await stored_bodies(app))
+    async with app.state.runtime.sessions() as session:
+        for size in sizes:
+            for seq in sorted({1, size // 2 or 1, 64, 65, 70, size} & set(range(1, size + 1))):
+                proof = await service.inclusion(session, tenant="default", seq=seq, tree_size=size)
+                assert bytes.fromhex(proof.root_hash) == merkle.root(leaves[:size]), size
+                path = [bytes.fromhex(h) for h in proof.audit_path]
+                assert path == merkle.inclusion_proof(seq - 1, leaves[:size]), (seq, size)
+            for first in sorted({1, 63, 64, 65, size // 3 or 1} & set(range(1, size + 1))):
+                consistency = await service.consistency(session, first=first, second=size)
+                proof_hashes = [bytes.fromhex(h) for h in consistency.proof]
+                assert proof_hashes == merkle.consistency_proof(first, leaves[:size]), (first, size)
+        assert bytes.fromhex((await service.tree_head(session)).root_hash) == merkle.root(leaves)
+
+
 async def test_signed_checkpoints_export_and_standalone_verification(
     app: FastAPI, client: httpx.AsyncClient, url: str, tmp_path: Any
 ) -> None:
@@ -232,23 +265,35 @@ async def test_signed_checkpoints_export_and_standalone_verification(
 async def test_migration_backfills_the_same_nodes_the_appends_store(
     app: FastAPI, client: httpx.AsyncClient, url: str
 ) -> None:
-    """A log that predates stored nodes gets exactly the nodes appending would have written."""
+    """A log that predates stored nodes gets exactly the nodes appending would have written;
+    a downgrade below 0007 stores the lower levels again, as 0003 and the appends did."""
     import asyncio
 
     from alembic import command
 
+    from services.compliance import merkle
     from shared.migrate import alembic_config
     from tests.helpers import ROOT
 
     await append(app, [event(i) for i in range(45)])
+    await append(app, [event(i) for i in range(45, 150)])
     head = (await client.get("/v1/audit/tree-head")).json()
     engine = app.state.runtime.engine
     query = sa.text("SELECT level, idx, hash FROM merkle_nodes ORDER BY level, idx")
     async with engine.connect() as conn:
         stored = [(r.level, r.idx, bytes(r.hash)) for r in (await conn.execute(query)).all()]
-    assert len(stored) == 45 + 22 + 11 + 5 + 2 + 1  # every perfect subtree, nothing else
+    # Every perfect subtree of 64 leaves or more (150 = 128 + 16 + 4 + 2), nothing else.
+    assert [(level, idx) for level, idx, _ in stored] == [(6, 0), (6, 1), (7, 0)]
+    bodies = await stored_bodies(app)
+    every_node, _ = merkle.nodes_appended(0, merkle.leaf_hashes(bodies), [])
+    assert stored == sorted(n for n in every_node if n[0] >= service.LOWEST_STORED_LEVEL)
     await engine.dispose()
     config = alembic_config(migrations_dir=ROOT / "services" / "compliance" / "migrations", url=url)
+    await asyncio.to_thread(command.downgrade, config, "0006")
+    async with engine.connect() as conn:
+        restored = [(r.level, r.idx, bytes(r.hash)) for r in (await conn.execute(query)).all()]
+    assert restored == sorted(every_node)
+    await engine.dispose()
     await asyncio.to_thread(command.downgrade, config, "0002")
     await asyncio.to_thread(command.upgrade, config, "head")
     async with engine.connect() as conn:
@@ -362,7 +407,7 @@ async def test_append_events_stores_exactly_what_append_event_stores(
                 "amounts": [1.5, None, True, {"email": "a@b.c"}],
             },
         )
-        for i in range(10)
+        for i in range(70)  # past 64: a stored Merkle node
     ]
     async with app.state.runtime.sessions() as session, session.begin():
         for e in events:
@@ -373,7 +418,7 @@ async def test_append_events_stores_exactly_what_append_event_stores(
     other_url = await asyncio.to_thread(migrated_database, "compliance", "compliance_batch")
     other = create_engine(other_url)
     try:
-        for at in range(0, 10, 3):
+        for at in range(0, 70, 3):
             async with session_factory(other)() as session, session.begin():
                 await service.append_events(
                     session,
@@ -493,26 +538,27 @@ async def test_verification_checks_the_tree_against_stored_nodes_and_the_checkpo
 
     async def verdict() -> Any:
         async with app.state.runtime.sessions() as session, session.begin():
-            return await service.verify_chain(session, chunk_size=5)
+            return await service.verify_chain(session, chunk_size=50)
 
-    await append(app, [event(i) for i in range(13)])
+    await append(app, [event(i) for i in range(200)])
     async with app.state.runtime.sessions() as session, session.begin():
         assert await service.issue_checkpoint(
             session, seed_hex="11" * 32, now=utc_now(), correlation_id="c"
         )
     assert (await verdict()).ok
     engine = app.state.runtime.engine
-    # 13 = 8 + 4 + 1: the head is folded from nodes (3, 0), (2, 2) and (0, 12).
+    # 200 = 128 + 64 + 8: the head is folded from the stored nodes (7, 0) and (6, 2), and
+    # from (3, 24), recomputed from entries 193..200.
     async with engine.begin() as conn:
         await conn.execute(
-            sa.text("UPDATE merkle_nodes SET hash = :h WHERE level = 2 AND idx = 2"),
+            sa.text("UPDATE merkle_nodes SET hash = :h WHERE level = 6 AND idx = 2"),
             {"h": bytes(32)},
         )
     result = await verdict()
-    assert (result.ok, result.first_broken_seq) == (False, 9)
-    assert "entries 9..12" in (result.problem or "")
+    assert (result.ok, result.first_broken_seq) == (False, 129)
+    assert "entries 129..192" in (result.problem or "")
     async with engine.begin() as conn:
-        await conn.execute(sa.text("DELETE FROM merkle_nodes WHERE level = 2 AND idx = 2"))
+        await conn.execute(sa.text("DELETE FROM merkle_nodes WHERE level = 6 AND idx = 2"))
     result = await verdict()
     assert not result.ok
     assert "missing" in (result.problem or "")
@@ -541,10 +587,14 @@ async def test_verification_checks_the_tree_against_stored_nodes_and_the_checkpo
         nodes, _ = merkle.nodes_appended(0, merkle.leaf_hashes(bodies), [])
         await conn.execute(
             sa.text("INSERT INTO merkle_nodes (level, idx, hash) VALUES (:l, :i, :h)"),
-            [{"l": level, "i": idx, "h": value} for level, idx, value in nodes],
+            [
+                {"l": level, "i": idx, "h": value}
+                for level, idx, value in nodes
+                if level >= service.LOWEST_STORED_LEVEL
+            ],
         )
     result = await verdict()
-    assert (result.ok, result.entries_checked, result.first_broken_seq) == (False, 13, None)
+    assert (result.ok, result.entries_checked, result.first_broken_seq) == (False, 200, None)
     assert "checkpoint" in (result.problem or "")
 
 
