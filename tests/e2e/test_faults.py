@@ -744,7 +744,9 @@ async def test_database_briefly_unavailable(
         url = f"{stack.url('cases')}/v1/cases"
         if private is not None:
             await asyncio.to_thread(private.stop)
+            asked = time.monotonic()
             refused = await client.post(url, json=extra_body, headers={"Idempotency-Key": key})
+            refused_s = time.monotonic() - asked
             ready = await client.get(f"{stack.url('contact')}/readyz")
             await asyncio.sleep(10)  # consumers and relays meet the outage
             alive = {
@@ -757,7 +759,9 @@ async def test_database_briefly_unavailable(
             lock = sqlite_locked(files)
             await asyncio.to_thread(lock.__enter__)
             try:
+                asked = time.monotonic()
                 refused = await client.post(url, json=extra_body, headers={"Idempotency-Key": key})
+                refused_s = time.monotonic() - asked
                 ready = await client.get(f"{stack.url('contact')}/readyz")
                 await asyncio.sleep(5)
                 alive = {
@@ -795,7 +799,8 @@ async def test_database_briefly_unavailable(
         fault_backend,
         result,
         started,
-        f"503 Retry-After={refused.headers['Retry-After']}; readyz 503; all alive; "
+        f"503 after {refused_s:.1f}s, Retry-After={refused.headers['Retry-After']}; readyz 503; "
+        "all alive; "
         f"logged a back-off: {sorted(n for n, r in restarts.items() if r)}",
     )
     assert_clean(result, by_effect)
