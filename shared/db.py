@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -45,21 +48,49 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
+#: How long a SQLite transaction waits for the file's write lock (busy_timeout): consumers,
+#: relays and jobs retry with back-off anyway and may wait long.
+SQLITE_LOCK_WAIT_MS = 30_000
+_lock_wait_ms: ContextVar[int | None] = ContextVar("sqlite_lock_wait_ms", default=None)
+_BUSY_TIMEOUT = "qs_sqlite_busy_timeout_ms"
+
+
+@contextmanager
+def sqlite_lock_wait(milliseconds: int) -> Iterator[None]:
+    """Transactions begun inside wait at most `milliseconds` for SQLite's write lock instead
+    of SQLITE_LOCK_WAIT_MS (a request has a client waiting; no effect on PostgreSQL)."""
+    token = _lock_wait_ms.set(max(milliseconds, 0))
+    try:
+        yield
+    finally:
+        _lock_wait_ms.reset(token)
+
+
 def _make_sqlite_transactional(engine: AsyncEngine) -> None:
     # pysqlite's own transaction handling breaks SAVEPOINT; emit BEGIN ourselves. IMMEDIATE takes
     # the write lock up front so two writers queue on busy_timeout instead of failing on upgrade.
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_LOCK_WAIT_MS}")
         cursor.close()
+        record.info[_BUSY_TIMEOUT] = SQLITE_LOCK_WAIT_MS
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
+        # BEGIN IMMEDIATE is where a writer waits for the lock: set the wait this transaction
+        # may spend there, only when it differs from the connection's (a pooled connection
+        # serves requests and consumers alike).
+        wanted = _lock_wait_ms.get()
+        wanted = SQLITE_LOCK_WAIT_MS if wanted is None else wanted
+        info = connection.connection.info
+        if info.get(_BUSY_TIMEOUT) != wanted:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={int(wanted)}")
+            info[_BUSY_TIMEOUT] = wanted
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 

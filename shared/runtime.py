@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -23,10 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.auth import Authenticator
 from shared.bus import EventConsumer, Handler
-from shared.db import create_engine, is_sqlite, session_factory
+from shared.db import create_engine, is_sqlite, session_factory, sqlite_lock_wait
 from shared.http import (
     BodyLimitMiddleware,
     CorrelationMiddleware,
+    DomainError,
     add_health_routes,
     install_problem_handlers,
 )
@@ -121,13 +121,48 @@ def runtime_of(request: Request) -> ServiceRuntime:
     return runtime
 
 
+class DatabaseBusy(DomainError):
+    """SQLite's one writer stayed taken for as long as a request may wait."""
+
+    status = 503
+    problem_type = "https://qingshou.dev/problems/database-busy"
+    headers = {"Retry-After": "2"}
+
+
 @asynccontextmanager
 async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: commits on success, rolls back on any exception."""
+    """One transaction per request: commits on success, rolls back on any exception.
+
+    On SQLite a request waits at most `request_db_wait_s` for the write slot, the queue of
+    this process's requests and then the file's lock together, and gets a 503 with
+    Retry-After after that: a stuck writer or a lock held by another process (a backup)
+    never keeps a client waiting on a connection for the 30 s busy timeout, nor for each
+    one queued before it."""
     runtime = runtime_of(request)
-    gate = runtime.request_gate or contextlib.nullcontext()
-    async with gate, runtime.sessions() as session, session.begin():
-        yield session
+    gate = runtime.request_gate
+    if gate is None:
+        async with runtime.sessions() as session, session.begin():
+            yield session
+        return
+    wait_s = runtime.settings.request_db_wait_s
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    try:
+        async with asyncio.timeout(wait_s):
+            await gate.acquire()
+    except TimeoutError:
+        raise DatabaseBusy(
+            f"the service's database took no write for {wait_s:g} s; retry later"
+        ) from None
+    try:
+        # Whole seconds left (rounded down): the wait is set on the connection only when it
+        # changes, and requests queued under a second find the same value as the one before.
+        left_ms = int(max(deadline - loop.time(), 0)) * 1000
+        with sqlite_lock_wait(left_ms):
+            async with runtime.sessions() as session, session.begin():
+                yield session
+    finally:
+        gate.release()
 
 
 def build_service_app(

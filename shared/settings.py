@@ -42,6 +42,15 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Below the 30 s most HTTP clients give up after, so a client hears the 503 and its
+    # Retry-After; above what a burst of requests queued behind a consumer batch takes.
+    request_db_wait_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="SQLite: how long a request waits for the one writer (the process's queue "
+        "and the file lock) before a 503 with Retry-After.",
+    )
     log_json: bool = True
     log_level: str = "INFO"
     enable_bus: bool = Field(

@@ -771,6 +771,9 @@ async def test_database_briefly_unavailable(
             finally:
                 await asyncio.to_thread(lock.__exit__, None, None, None)
         assert refused.status_code == 503, refused.text
+        # Within request_db_wait_s (10 s) and a margin: not SQLite's 30 s busy timeout, nor 30 s
+        # more behind a consumer batch waiting out its own (57 s before the bound).
+        assert refused_s < 20, refused_s
         assert int(refused.headers["Retry-After"]) > 0
         assert refused.headers["content-type"] == "application/problem+json"
         assert ready.status_code == 503, ready.text
