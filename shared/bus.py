@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.aio import bounded, uncancel
 from shared.contracts import Envelope, EventPayload, UnknownEventError, parse_payload, utc_now
 from shared.contracts.topics import dlq_for
 from shared.logcheck import SeenRecord, fingerprint, judge_partitions
@@ -359,12 +360,6 @@ class MessageProcessor:
 T = TypeVar("T")
 
 
-def _consume_outcome(task: asyncio.Future[Any]) -> None:
-    # Retrieve the outcome of a step left behind, so asyncio does not report it as unhandled.
-    if not task.cancelled():
-        task.exception()
-
-
 class EventConsumer:
     """A consumer-group member that feeds a `MessageProcessor`, committing after each batch."""
 
@@ -477,7 +472,7 @@ class EventConsumer:
                     raise
                 # Not our stop: the client cancelled something we were awaiting (seen when a
                 # broker restart breaks a half-started client). Rejoin instead of dying silently.
-                self._uncancel()
+                uncancel()
                 reason = "the client was cancelled under us"
             except Exception as exc:
                 reason = str(exc) or type(exc).__name__
@@ -508,24 +503,11 @@ class EventConsumer:
         except asyncio.CancelledError:
             if self._stopping:
                 raise
-            self._uncancel()
-
-    @staticmethod
-    def _uncancel() -> None:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            task.uncancel()
+            uncancel()
 
     async def _bounded(self, step: Coroutine[Any, Any, T], *, what: str) -> T:
-        """Run a client step for at most the start timeout. Unlike `wait_for`, this returns on
-        time even if the step swallows its cancellation (the step left behind is cancelled)."""
-        task = asyncio.ensure_future(step)
-        done, _pending = await asyncio.wait({task}, timeout=self._start_timeout_s)
-        if task in done:
-            return task.result()
-        task.cancel()
-        task.add_done_callback(_consume_outcome)
-        raise TimeoutError(f"{what} took over {self._start_timeout_s:.0f}s")
+        """Run a client step for at most the start timeout (`shared.aio.bounded`)."""
+        return await bounded(step, seconds=self._start_timeout_s, what=what)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         loop = asyncio.get_running_loop()

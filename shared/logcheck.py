@@ -17,12 +17,15 @@ the answer is always "same record" (or "gone" after retention, which counts as u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.aio import bounded
 
 
 def fingerprint(key: bytes | None, value: bytes | None) -> str:
@@ -59,7 +62,14 @@ async def judge_partitions(
         fetch_max_wait_ms=50,
         request_timeout_ms=request_timeout_ms,
     )
-    await probe.start()
+    # A client start or stop can hang right after a broker restart: bounded, never silent.
+    limit_s = 2 * request_timeout_ms / 1000
+    try:
+        await bounded(probe.start(), seconds=limit_s, what="starting the log probe")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await bounded(probe.stop(), seconds=limit_s, what="closing the log probe")
+        raise
     replaced: set[TopicPartition] = set()
     try:
         probe.assign(list(seen))
@@ -89,5 +99,6 @@ async def judge_partitions(
                     pending.pop(tp)
             await asyncio.sleep(0)
     finally:
-        await probe.stop()
+        with contextlib.suppress(Exception):
+            await bounded(probe.stop(), seconds=limit_s, what="closing the log probe")
     return replaced, intact

@@ -15,9 +15,9 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -25,12 +25,14 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from shared.aio import bounded, uncancel
 from shared.contracts import Envelope, utc_now
 from shared.logcheck import SeenRecord, fingerprint, judge_partitions
 from shared.messaging import outbox, relay_lease
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _TOUCHED = "qingshou_outbox_touched"
 _wakers: list[Callable[[], None]] = []
@@ -166,6 +168,13 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish until `stop()`; never raises on broker or database trouble, it backs off."""
+        try:
+            await self._run()
+        finally:
+            if not self._stopping:
+                log.error("outbox relay %s stopped publishing unexpectedly", self.name)
+
+    async def _run(self) -> None:
         _wakers.append(self.wake)
         backoff = 0.1
         loop = asyncio.get_running_loop()
@@ -192,13 +201,22 @@ class OutboxRelay:
                         # Let a burst of commits gather so it goes out as one batch.
                         await asyncio.sleep(self._settings.relay_linger_ms / 1000)
                 except asyncio.CancelledError:
-                    raise
+                    if self._stopping:
+                        raise
+                    # Not our stop: the client cancelled something we were awaiting (seen when
+                    # a broker restart breaks the producer mid-send). Until this was caught the
+                    # relay ended here without a word, and the outbox grew until a restart.
+                    uncancel()
+                    reason = "the client was cancelled under us"
                 except Exception as exc:
-                    self.connected = False
-                    log.warning("outbox relay %s: %s; retrying in %.1fs", self.name, exc, backoff)
-                    await self._close_clients()
-                    await self._sleep(backoff, wakeable=False)
-                    backoff = min(backoff * 2, 5.0)
+                    reason = str(exc) or type(exc).__name__
+                else:
+                    continue
+                self.connected = False
+                log.warning("outbox relay %s: %s; retrying in %.1fs", self.name, reason, backoff)
+                await self._close_clients()
+                await self._sleep(backoff, wakeable=False)
+                backoff = min(backoff * 2, 5.0)
         finally:
             if self.wake in _wakers:
                 _wakers.remove(self.wake)
@@ -227,9 +245,10 @@ class OutboxRelay:
         if self._producer is None:
             producer = kafka_producer(self._settings)
             try:
-                await producer.start()
+                await self._bounded(producer.start(), what="starting the producer")
             except BaseException:
-                await producer.stop()
+                with contextlib.suppress(Exception):
+                    await self._bounded(producer.stop(), what="closing the producer")
                 raise
             self._producer = producer
         self.connected = True
@@ -238,9 +257,16 @@ class OutboxRelay:
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
-                await producer.stop()
+                # stop() waits for every pending batch: with the broker gone it can wait for ever.
+                await self._bounded(producer.stop(), what="closing the producer")
             except Exception as exc:  # closing a broken client must not mask the cause
                 log.debug("closing kafka producer: %s", exc)
+
+    async def _bounded(self, step: Coroutine[Any, Any, T], *, what: str) -> T:
+        """A client step for at most twice the request timeout (`shared.aio.bounded`)."""
+        return await bounded(
+            step, seconds=2 * self._settings.kafka_request_timeout_ms / 1000, what=what
+        )
 
     async def _hold_lease(self) -> bool:
         """Take or renew the relay lease; only the holder publishes this database's outbox."""

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -145,6 +146,57 @@ async def test_replays_what_a_restarted_broker_lost(
     seen = await read_topic(broker.bootstrap_servers, TOPIC, until=30)
     assert {item["event_id"] for item in seen} == {str(e.event_id) for e in events}
     assert len(seen) == 30  # replayed once, not once per probe
+
+
+async def test_a_cancellation_from_the_client_does_not_end_the_relay(
+    engine: AsyncEngine,
+    broker: EmbeddedBroker,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiokafka can cancel what the relay awaits when a broker restart breaks the producer
+    mid-send. In the 10,000-case broker fault run that ended the relay task without a word,
+    and contact's outbox held 8,101 events until the process restarted. The relay must say
+    so, back off and go on; only its own stop ends it."""
+    from shared import outbox as outbox_module
+
+    real_producer = outbox_module.kafka_producer
+    cancelled: list[str] = []
+
+    def producer_cancelled_once(settings: ServiceSettings) -> Any:
+        producer = real_producer(settings)
+        send = producer.send
+
+        async def send_or_cancel(*args: Any, **kwargs: Any) -> Any:
+            if not cancelled:
+                cancelled.append(args[0])
+                raise asyncio.CancelledError  # what the client raised, not our stop
+            return await send(*args, **kwargs)
+
+        producer.send = send_or_cancel
+        return producer
+
+    monkeypatch.setattr(outbox_module, "kafka_producer", producer_cancelled_once)
+    settings = ServiceSettings(
+        database_url=db_url,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_request_timeout_ms=2000,
+        relay_idle_poll_ms=50,
+    )
+    relay = OutboxRelay(name="test", sessions=session_factory(engine), settings=settings)
+    task = asyncio.create_task(relay.run())
+    try:
+        await stage(session_factory(engine), [event(f"k{i % 3}", i) for i in range(20)])
+        await eventually(lambda: _none_pending(engine), timeout_s=20)
+    finally:
+        await relay.stop()
+        await asyncio.wait_for(task, 15)
+    assert cancelled == [TOPIC]
+    assert "the client was cancelled under us" in caplog.text
+    assert "stopped publishing unexpectedly" not in caplog.text
+    seen = await read_topic(broker.bootstrap_servers, TOPIC, until=20)
+    assert sorted(item["payload"]["n"] for item in seen) == list(range(20))
 
 
 async def test_event_ids_are_unique_in_the_outbox(engine: AsyncEngine) -> None:
