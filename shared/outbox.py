@@ -180,10 +180,13 @@ class OutboxRelay:
         loop = asyncio.get_running_loop()
         next_probe = 0.0
         next_purge = 0.0
+        marks_loaded = False
         try:
-            await self._load_marks()
             while not self._stopping:
                 try:
+                    if not marks_loaded:  # in the loop: a database down at start is retried
+                        await self._load_marks()
+                        marks_loaded = True
                     if not await self._hold_lease():
                         await self._sleep(self._settings.relay_probe_interval_s)
                         continue
@@ -259,6 +262,11 @@ class OutboxRelay:
             try:
                 # stop() waits for every pending batch: with the broker gone it can wait for ever.
                 await self._bounded(producer.stop(), what="closing the producer")
+            except asyncio.CancelledError:
+                # The broken client cancelling its own close must not end the relay either.
+                if self._stopping:
+                    raise
+                uncancel()
             except Exception as exc:  # closing a broken client must not mask the cause
                 log.debug("closing kafka producer: %s", exc)
 

@@ -166,7 +166,7 @@ async def test_a_cancellation_from_the_client_does_not_end_the_relay(
 
     def producer_cancelled_once(settings: ServiceSettings) -> Any:
         producer = real_producer(settings)
-        send = producer.send
+        send, stop = producer.send, producer.stop
 
         async def send_or_cancel(*args: Any, **kwargs: Any) -> Any:
             if not cancelled:
@@ -174,7 +174,13 @@ async def test_a_cancellation_from_the_client_does_not_end_the_relay(
                 raise asyncio.CancelledError  # what the client raised, not our stop
             return await send(*args, **kwargs)
 
-        producer.send = send_or_cancel
+        async def stop_and_cancel() -> None:
+            await stop()
+            if cancelled == [TOPIC]:  # the broken client's close cancels too
+                cancelled.append("stop")
+                raise asyncio.CancelledError
+
+        producer.send, producer.stop = send_or_cancel, stop_and_cancel
         return producer
 
     monkeypatch.setattr(outbox_module, "kafka_producer", producer_cancelled_once)
@@ -192,7 +198,7 @@ async def test_a_cancellation_from_the_client_does_not_end_the_relay(
     finally:
         await relay.stop()
         await asyncio.wait_for(task, 15)
-    assert cancelled == [TOPIC]
+    assert cancelled == [TOPIC, "stop"]
     assert "the client was cancelled under us" in caplog.text
     assert "stopped publishing unexpectedly" not in caplog.text
     seen = await read_topic(broker.bootstrap_servers, TOPIC, until=20)
