@@ -79,14 +79,8 @@ class Databases:
 
     async def new(self, label: str) -> str:
         if self.postgres:
-            import asyncpg
-
             name = f"qs_bench_{label}_{uuid.uuid4().hex[:8]}"
-            admin = await asyncpg.connect(PG_ADMIN)
-            try:
-                await admin.execute(f'CREATE DATABASE "{name}"')
-            finally:
-                await admin.close()
+            await _admin(f'CREATE DATABASE "{name}"')
             self.created.append(name)
             url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
         else:
@@ -102,27 +96,26 @@ class Databases:
             for suffix in ("", "-wal", "-shm"):
                 await asyncio.to_thread(Path(path + suffix).unlink, missing_ok=True)
             return
-        import asyncpg
-
         name = url.rsplit("/", 1)[1]
-        admin = await asyncpg.connect(PG_ADMIN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self.created.remove(name)
 
     async def drop_all(self) -> None:
-        if not self.created:
-            return
-        import asyncpg
+        await _admin(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in self.created))
 
-        admin = await asyncpg.connect(PG_ADMIN)
-        try:
-            for name in self.created:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+
+async def _admin(*statements: str) -> None:
+    """Run statements as the PostgreSQL superuser, on one connection."""
+    if not statements:
+        return
+    import asyncpg
+
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        for statement in statements:
+            await admin.execute(statement)
+    finally:
+        await admin.close()
 
 
 @asynccontextmanager

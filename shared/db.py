@@ -51,7 +51,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 #: How long a SQLite transaction waits for the file's write lock (busy_timeout): consumers,
 #: relays and jobs retry with back-off anyway and may wait long.
 SQLITE_LOCK_WAIT_MS = 30_000
-_lock_wait_ms: ContextVar[int | None] = ContextVar("sqlite_lock_wait_ms", default=None)
+_lock_wait_ms: ContextVar[int] = ContextVar("sqlite_lock_wait_ms", default=SQLITE_LOCK_WAIT_MS)
 _BUSY_TIMEOUT = "qs_sqlite_busy_timeout_ms"
 
 
@@ -86,10 +86,9 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
         # may spend there, only when it differs from the connection's (a pooled connection
         # serves requests and consumers alike).
         wanted = _lock_wait_ms.get()
-        wanted = SQLITE_LOCK_WAIT_MS if wanted is None else wanted
         info = connection.connection.info
         if info.get(_BUSY_TIMEOUT) != wanted:
-            connection.exec_driver_sql(f"PRAGMA busy_timeout={int(wanted)}")
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={wanted}")
             info[_BUSY_TIMEOUT] = wanted
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 

@@ -64,14 +64,9 @@ async def judge_partitions(
     )
     # A client start or stop can hang right after a broker restart: bounded, never silent.
     limit_s = 2 * request_timeout_ms / 1000
-    try:
-        await bounded(probe.start(), seconds=limit_s, what="starting the log probe")
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await bounded(probe.stop(), seconds=limit_s, what="closing the log probe")
-        raise
     replaced: set[TopicPartition] = set()
     try:
+        await bounded(probe.start(), seconds=limit_s, what="starting the log probe")
         probe.assign(list(seen))
         for tp, record in seen.items():
             probe.seek(tp, record.offset)
